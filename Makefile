@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`. Both create .venv/ and install
+# what they need once; a second run installs nothing (the stamp .venv/.installed is newer than setup.cfg).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel by default. A torch already in the venv (a user's CUDA build, say) is kept.
+TORCH ?= torch==2.13.0
+FAIRSEQ ?= fairseq-fixed==0.12.3.1
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "setuptools>=64" wheel
+	@$(BIN)/python -c "import torch" 2>/dev/null && echo "keeping torch $$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
+		|| $(BIN)/python -m pip install $(TORCH)
+	@# fairseq's declared dependencies pull torchaudio and a CUDA torch: install it alone; setup.cfg lists its needs
+	@$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/python -m pip install --no-deps $(FAIRSEQ)
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/slt-demo --workdir demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf demo .pytest_cache

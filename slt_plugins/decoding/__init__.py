@@ -1,0 +1,1 @@
+"""CTC decoding (greedy and prefix beam search) for sign2gloss generation."""

@@ -1,0 +1,1 @@
+"""Metrics as fairseq scorers: WER, BLEU-1..4, ROUGE-L."""

@@ -1,0 +1,5 @@
+"""The registered fairseq tasks; each module registers itself on import."""
+
+from slt_plugins._submodules import import_submodules
+
+import_submodules(__name__, __path__)

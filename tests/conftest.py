@@ -1,0 +1,29 @@
+"""Shared fixtures: the real data beside the checkout, and running the project's console scripts."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+SHARED_DATA = os.environ.get("SLT_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """``../shared/data``: real Phoenix annotations, frames and a video (not shipped with the repository)."""
+    if not os.path.isdir(SHARED_DATA):
+        pytest.skip(f"real data not found at {SHARED_DATA} (set SLT_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def run_script(name, *args, check=True, cwd=REPO, timeout=600):
+    """Run a console script of this venv (fairseq-train, slt-binarise, …); returns the CompletedProcess."""
+    cmd = [os.path.join(BIN, name), *map(str, args)]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+                             f"\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
