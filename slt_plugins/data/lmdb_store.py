@@ -1,0 +1,193 @@
+"""LMDB stores of a binarised dataset: ``frames.lmdb`` (JPEG frames per clip) and ``features/<name>.lmdb``.
+
+Values are plain bytes with a header, never pickles, so opening a store from elsewhere cannot run code:
+
+* a clip: ``b"SLTF"``, format version (u8), frame count (u32), each frame's byte length (u32 …), then the JPEG
+  bytes of every frame, in order (little endian);
+* a feature array: the ``.npy`` format, read with ``allow_pickle=False``.
+
+Readers open the environment lazily and again after a fork, so a dataset holding a store is safe to hand to
+several data-loader workers.
+"""
+
+import io
+import os
+import struct
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import lmdb
+import numpy as np
+from PIL import Image
+
+CLIP_MAGIC = b"SLTF"
+CLIP_VERSION = 1
+_HEADER = struct.Struct("<4sBI")
+MAP_SIZE = 1 << 40  # address space only: LMDB files grow with the data
+
+
+class StoreError(ValueError):
+    """A store or a value in it that cannot be read."""
+
+
+def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def pack_clip(jpegs: List[bytes]) -> bytes:
+    lengths = struct.pack(f"<{len(jpegs)}I", *(len(j) for j in jpegs))
+    return _HEADER.pack(CLIP_MAGIC, CLIP_VERSION, len(jpegs)) + lengths + b"".join(jpegs)
+
+
+def unpack_clip(value: bytes, key: str = "?") -> List[bytes]:
+    if len(value) < _HEADER.size:
+        raise StoreError(f"clip {key!r}: value of {len(value)} bytes is too short for a header")
+    magic, version, n = _HEADER.unpack_from(value)
+    if magic != CLIP_MAGIC or version != CLIP_VERSION:
+        raise StoreError(f"clip {key!r}: not a fairseq-slt clip (magic {magic!r}, version {version})")
+    lengths = struct.unpack_from(f"<{n}I", value, _HEADER.size)
+    offset = _HEADER.size + 4 * n
+    if offset + sum(lengths) != len(value):
+        raise StoreError(f"clip {key!r}: frame lengths do not add up to the value's size (truncated store?)")
+    frames = []
+    for length in lengths:
+        frames.append(value[offset: offset + length])
+        offset += length
+    return frames
+
+
+def pack_array(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def unpack_array(value: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(value), allow_pickle=False)
+
+
+_ENVS: Dict[str, lmdb.Environment] = {}  # this process's read-only environments, by real path
+_ENVS_PID = os.getpid()
+
+
+def _readonly_env(path: str) -> lmdb.Environment:
+    """One environment per store and process: lmdb refuses to open a path twice in a process (two splits' datasets
+    over one ``frames.lmdb``), and a forked worker must not use its parent's."""
+    global _ENVS_PID
+    if _ENVS_PID != os.getpid():
+        _ENVS.clear()
+        _ENVS_PID = os.getpid()
+    key = os.path.realpath(path)
+    if key not in _ENVS:
+        _ENVS[key] = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+    return _ENVS[key]
+
+
+class LmdbReader:
+    """Read-only access to one LMDB store, safe across fork (each process opens its own environment)."""
+
+    def __init__(self, path: str):
+        if not os.path.isdir(path):
+            raise StoreError(f"{path}: no such LMDB store; binarise the dataset first (slt-binarise --help)")
+        self.path = path
+
+    def _txn_env(self) -> lmdb.Environment:
+        return _readonly_env(self.path)
+
+    def get(self, key: str) -> bytes:
+        with self._txn_env().begin(buffers=False) as txn:
+            value = txn.get(key.encode("utf-8"))
+        if value is None:
+            raise StoreError(f"{self.path}: no entry {key!r}")
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        with self._txn_env().begin() as txn:
+            return txn.get(key.encode("utf-8")) is not None
+
+    def keys(self) -> Iterator[str]:
+        with self._txn_env().begin() as txn:
+            for key in txn.cursor().iternext(keys=True, values=False):
+                yield bytes(key).decode("utf-8")
+
+    def close(self):
+        """Closes the store's environment in this process, for every reader of it (they reopen on next use)."""
+        env = _ENVS.pop(os.path.realpath(self.path), None)
+        if env is not None and _ENVS_PID == os.getpid():
+            env.close()
+
+
+class FrameStore(LmdbReader):
+    """``frames.lmdb``: clip id → JPEG frames."""
+
+    def jpegs(self, key: str) -> List[bytes]:
+        return unpack_clip(self.get(key), key)
+
+    def frames(self, key: str, indices: Optional[Iterable[int]] = None) -> np.ndarray:
+        """The clip's frames as uint8 T×H×W×3; with ``indices``, only those frames are decoded."""
+        jpegs = self.jpegs(key)
+        chosen = jpegs if indices is None else [jpegs[i] for i in indices]
+        return np.stack([decode_jpeg(j) for j in chosen])
+
+    def num_frames(self, key: str) -> int:
+        return _HEADER.unpack_from(self.get(key))[2]
+
+
+class FeatureStore(LmdbReader):
+    """``features/<name>.lmdb``: clip id → float16 array T'×C."""
+
+    def array(self, key: str) -> np.ndarray:
+        return unpack_array(self.get(key))
+
+
+class LmdbWriter:
+    """Writes key → bytes in batched transactions; use as a context manager."""
+
+    def __init__(self, path: str, commit_every: int = 64):
+        os.makedirs(path, exist_ok=True)
+        self.env = lmdb.open(path, map_size=MAP_SIZE, subdir=True, meminit=False, map_async=True)
+        self.commit_every = commit_every
+        self._txn = self.env.begin(write=True)
+        self._pending = 0
+
+    def put(self, key: str, value: bytes) -> None:
+        self._txn.put(key.encode("utf-8"), value)
+        self._pending += 1
+        if self._pending >= self.commit_every:
+            self.flush()
+
+    def put_clip(self, key: str, frames: Iterable[np.ndarray], quality: int = 90) -> int:
+        jpegs = [encode_jpeg(f, quality) for f in frames]
+        self.put(key, pack_clip(jpegs))
+        return len(jpegs)
+
+    def put_array(self, key: str, array: np.ndarray) -> None:
+        self.put(key, pack_array(array))
+
+    def flush(self) -> None:
+        self._txn.commit()
+        self._txn = self.env.begin(write=True)
+        self._pending = 0
+
+    def close(self) -> None:
+        if self._txn is not None:
+            self._txn.commit()
+            self._txn = None
+        self.env.sync(True)
+        self.env.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self._txn.abort()
+            self._txn = None
+            self.env.close()

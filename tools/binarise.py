@@ -1,0 +1,290 @@
+"""slt-binarise: a corpus (annotations, and frame folders or videos) → ``data_bins/NAME`` (DESIGN.md §2).
+
+Writes the split manifests, ``frames.lmdb`` (frames resized once, JPEG), ``dict.gloss.txt``, a sentencepiece
+model ``spm.model`` with ``dict.text.txt``, and ``meta.json``. Everything is built in a temporary sibling folder
+and renamed into place at the end, so an interrupted run leaves an earlier ``NAME`` as it was.
+"""
+
+import argparse
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import sentencepiece as spm
+from fairseq.data import Dictionary
+from tqdm import tqdm
+
+from slt_plugins import __version__
+from slt_plugins.data.lmdb_store import LmdbWriter, encode_jpeg, pack_clip
+from slt_plugins.data.manifest import ManifestRow, manifest_path, write_manifest
+from slt_plugins.data.video_io import ClipReadError, iter_clip_frames
+from tools.corpora import CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv
+
+
+class BinariseError(ValueError):
+    """Stops the run with one line naming the file and row, and the fix."""
+
+
+# --- collecting utterances ---------------------------------------------------------------------------------------
+
+def collect(records: Iterable, skip_invalid: bool) -> Tuple[List[Utterance], List[InvalidRow]]:
+    utterances, invalid, seen = [], [], {}
+    for record in records:
+        if isinstance(record, Utterance) and record.id in seen:
+            record = InvalidRow(record.origin, record.id, f"duplicate id {record.id!r} (first at {seen[record.id]})"
+                                "; ids must be unique across splits")
+        if isinstance(record, InvalidRow):
+            if not skip_invalid:
+                raise BinariseError(f"{record} (or pass --skip-invalid to skip such rows)")
+            invalid.append(record)
+            continue
+        seen[record.id] = record.origin
+        utterances.append(record)
+    if not utterances:
+        raise BinariseError("no valid utterance was read; check the annotation paths")
+    return utterances, invalid
+
+
+def contexts(ids: List[str]) -> Dict[str, str]:
+    """The preceding utterance of the same recording, from names of the form ``<recording>-<n>``. Called per split:
+    a context from another split (the test set's text in training, say) would leak across the split."""
+    by_recording: Dict[str, List[Tuple[int, str]]] = {}
+    for id_ in ids:
+        match = re.fullmatch(r"(.+)-(\d+)", id_)
+        if match:
+            by_recording.setdefault(match.group(1), []).append((int(match.group(2)), id_))
+    result = {}
+    for parts in by_recording.values():
+        parts.sort()
+        for (_, previous), (_, current) in zip(parts, parts[1:]):
+            result[current] = previous
+    return result
+
+
+# --- frames ------------------------------------------------------------------------------------------------------
+
+def _encode_clip(job: Tuple[str, Optional[int], int]) -> Tuple[Optional[bytes], int, str]:
+    source, shorter_side, quality = job
+    try:
+        jpegs = [encode_jpeg(frame, quality) for frame in iter_clip_frames(source, shorter_side)]
+    except ClipReadError as e:
+        return None, 0, str(e)
+    if not jpegs:
+        return None, 0, f"{source}: no frames could be decoded"
+    return pack_clip(jpegs), len(jpegs), ""
+
+
+def write_frames(utterances: List[Utterance], path: str, shorter_side: Optional[int], quality: int, workers: int,
+                 skip_invalid: bool) -> Tuple[Dict[str, int], List[InvalidRow]]:
+    jobs = [(u.source, shorter_side, quality) for u in utterances]
+    n_frames, invalid = {}, []
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    results = pool.imap(_encode_clip, jobs, chunksize=2) if pool else map(_encode_clip, jobs)
+    try:
+        with LmdbWriter(path) as writer:
+            for u, (packed, count, error) in tqdm(zip(utterances, results), total=len(jobs), desc="frames",
+                                                  unit="clip", disable=None):
+                if packed is None:
+                    row = InvalidRow(u.origin, u.id, error)
+                    if not skip_invalid:
+                        raise BinariseError(f"{row} (fix the clip or pass --skip-invalid)")
+                    invalid.append(row)
+                    continue
+                writer.put(u.id, packed)
+                n_frames[u.id] = count
+    finally:
+        if pool:
+            pool.terminate()
+    return n_frames, invalid
+
+
+# --- vocabularies ------------------------------------------------------------------------------------------------
+
+def build_gloss_dictionary(glosses: Iterable[str]) -> Dictionary:
+    """Gloss types of the training split; index 0 (``<s>``) doubles as the CTC blank, as in fairseq's ctc."""
+    d = Dictionary()
+    for line in glosses:
+        for gloss in line.split():
+            d.add_symbol(gloss)
+    d.finalize(padding_factor=1)
+    return d
+
+
+def train_sentencepiece(texts: List[str], model_path: str, vocab_size: int) -> spm.SentencePieceProcessor:
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, hard_vocab_limit=False,
+        model_type="unigram", character_coverage=1.0, num_threads=1, minloglevel=2,
+        bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1,  # fairseq's Dictionary adds its own specials
+    )
+    with open(model_path, "wb") as f:
+        f.write(model.getvalue())
+    return spm.SentencePieceProcessor(model_proto=model.getvalue())
+
+
+def build_text_dictionary(texts: Iterable[str], sp: spm.SentencePieceProcessor) -> Dictionary:
+    d = Dictionary()
+    for text in texts:
+        for piece in sp.encode(text, out_type=str):
+            d.add_symbol(piece)
+    d.finalize()
+    return d
+
+
+# --- the output folder -------------------------------------------------------------------------------------------
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def staging(out: str):
+    """A temporary sibling of ``out`` that replaces it only when the block completes."""
+    out = os.path.abspath(out)
+    parent, name = os.path.split(out)
+    os.makedirs(parent, exist_ok=True)
+    for stale in os.listdir(parent):  # leftovers of killed runs
+        match = re.fullmatch(re.escape(name) + r"\.(?:tmp|old)-(\d+)", stale)
+        if match and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
+    tmp, old = f"{out}.tmp-{os.getpid()}", f"{out}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(out):
+        os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_size: Optional[int] = 256,
+             jpeg_quality: int = 90, workers: int = 1, text_vocab_size: int = 2000,
+             skip_invalid: bool = False) -> dict:
+    started = time.time()
+    utterances, invalid = collect(records, skip_invalid)
+    with staging(out) as tmp:
+        n_frames: Dict[str, int] = {}
+        with_frames = any(u.source for u in utterances)
+        if with_frames:
+            n_frames, bad_clips = write_frames(utterances, os.path.join(tmp, "frames.lmdb"), frame_size,
+                                               jpeg_quality, workers, skip_invalid)
+            invalid += bad_clips
+            utterances = [u for u in utterances if u.id in n_frames]
+        splits: Dict[str, List[Utterance]] = {}
+        for u in utterances:
+            splits.setdefault(u.split, []).append(u)
+        for split, items in splits.items():
+            context = contexts([u.id for u in items])
+            write_manifest(manifest_path(tmp, split), [
+                ManifestRow(u.id, n_frames.get(u.id, 0), u.signer, u.gloss, u.text, context.get(u.id, ""))
+                for u in items])
+
+        train = splits.get("train", utterances)
+        gloss_dict = build_gloss_dictionary(u.gloss for u in train)
+        gloss_dict.save(os.path.join(tmp, "dict.gloss.txt"))
+        sp = train_sentencepiece([u.text for u in train], os.path.join(tmp, "spm.model"), text_vocab_size)
+        text_dict = build_text_dictionary((u.text for u in train), sp)
+        text_dict.save(os.path.join(tmp, "dict.text.txt"))
+
+        if invalid:
+            with open(os.path.join(tmp, "skipped.tsv"), "w", encoding="utf-8") as f:
+                f.write("id\twhere\treason\n")
+                f.writelines(f"{r.id}\t{r.origin}\t{r.reason}\n" for r in invalid)
+        meta = {
+            "source": source,
+            "language": language,
+            "splits": {split: len(items) for split, items in sorted(splits.items())},
+            "frames": {"stored": with_frames, "total": sum(n_frames.values()), "shorter_side": frame_size or None,
+                       "jpeg_quality": jpeg_quality},
+            "gloss_types": len(gloss_dict) - gloss_dict.nspecial,
+            "text_pieces": len(text_dict) - text_dict.nspecial,
+            "skipped": len(invalid),
+            "tool": f"fairseq-slt {__version__} slt-binarise",
+            "seconds": round(time.time() - started, 1),
+        }
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False)
+    return meta
+
+
+# --- command line ------------------------------------------------------------------------------------------------
+
+def _tsv_records(manifests: List[str]):
+    for spec in manifests:
+        split, _, path = spec.rpartition("=") if "=" in spec and not os.path.exists(spec) else ("", "", spec)
+        yield from read_tsv(path, split or None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slt-binarise", description=__doc__.split("\n\n")[0])
+    formats = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
+
+    def add(name, help_, language):
+        p = formats.add_parser(name, help=help_, description=help_)
+        p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME (replaced atomically)")
+        p.add_argument("--skip-invalid", action="store_true",
+                       help="skip bad rows and clips and list them in OUT/skipped.tsv instead of stopping")
+        p.add_argument("--frame-size", type=int, default=256,
+                       help="resize frames so their shorter side has this length (0: keep) (default: 256)")
+        p.add_argument("--jpeg-quality", type=int, default=90)
+        p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                       help="processes decoding and encoding clips")
+        p.add_argument("--text-vocab-size", type=int, default=2000,
+                       help="upper bound on the sentencepiece vocabulary of the text")
+        p.add_argument("--language", default=language, help=f"language of the text (default: {language})")
+        return p
+
+    p = add("phoenix-2014t", "RWTH-PHOENIX-Weather 2014T: PHOENIX-2014-T.<split>.corpus.csv files", "de")
+    p.add_argument("--annotations", required=True, help="folder with the *.corpus.csv files, or one such file")
+    p.add_argument("--frames", help="frame root, e.g. features/fullFrame-210x260px (omit: annotations only)")
+    p = add("csl-daily", "CSL-Daily: sentence_label/csl2020ct_v2.pkl and split_1.txt", "zh")
+    p.add_argument("--annotations", required=True, help="CSL-Daily's sentence_label folder")
+    p.add_argument("--frames", help="folder with one frame folder per sentence (omit: annotations only)")
+    p = add("tsv", "any corpus: a TSV with the columns id, video, gloss, text, signer [, split]", "und")
+    p.add_argument("--manifest", required=True, action="append", metavar="[SPLIT=]FILE",
+                   help="the TSV; repeat as train=a.tsv dev=b.tsv, or give one file with a split column")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.format == "phoenix-2014t":
+        records, source = read_phoenix(args.annotations, args.frames), vars(args)
+    elif args.format == "csl-daily":
+        records, source = read_csl_daily(args.annotations, args.frames), vars(args)
+    else:
+        records, source = _tsv_records(args.manifest), vars(args)
+    source = {k: v for k, v in source.items() if k in ("format", "annotations", "frames", "manifest")}
+    try:
+        meta = binarise(records, args.out, source=source, language=args.language, frame_size=args.frame_size,
+                        jpeg_quality=args.jpeg_quality, workers=args.workers, text_vocab_size=args.text_vocab_size,
+                        skip_invalid=args.skip_invalid)
+    except (BinariseError, CorpusError, ClipReadError) as e:
+        print(f"slt-binarise: error: {e}", file=sys.stderr)
+        return 2
+    splits = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
+    print(f"{args.out}: {splits}; {meta['frames']['total']} frames; {meta['gloss_types']} glosses, "
+          f"{meta['text_pieces']} text pieces; {meta['skipped']} skipped; {meta['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
