@@ -9,6 +9,8 @@
   ``--required-batch-size-multiple`` (8 by default): fairseq-generate and validation silently skip up to 7
   utterances of a split. Upstream fairseq keeps that batch (``--skip-remainder-batch`` exists for training), and
   so do we, so that every utterance of a split is scored.
+* fairseq wraps every model in ``DistributedDataParallel(device_ids=[device_id])``; current torch refuses
+  ``device_ids`` for a CPU module, so multi-process training on CPU (gloo) failed. The CPU case gets no device ids.
 * Importing fairseq runs ``logging.basicConfig(level=DEBUG)`` (in a wav2vec module), which turns every later
   ``basicConfig`` into a no-op: fairseq-generate then logs hydra's and PIL's debug lines. We undo that one call.
 """
@@ -61,6 +63,13 @@ def batch_by_size(indices, num_tokens_fn, max_tokens=None, max_sentences=None, r
 _fairseq_batch_by_size = data_utils.batch_by_size
 
 
+class _CpuAwareDistributedDataParallel(torch.nn.parallel.DistributedDataParallel):
+    def __init__(self, module, device_ids=None, output_device=None, **kwargs):
+        if all(p.device.type == "cpu" for p in module.parameters()):
+            device_ids = output_device = None
+        super().__init__(module, device_ids=device_ids, output_device=output_device, **kwargs)
+
+
 def _undo_fairseq_debug_logging():
     root = logging.getLogger()
     if (root.level == logging.DEBUG and len(root.handlers) == 1 and os.environ.get("LOGLEVEL", "").upper() != "DEBUG"
@@ -70,7 +79,10 @@ def _undo_fairseq_debug_logging():
 
 
 def install():
+    from fairseq.models import distributed_fairseq_model
+
     _undo_fairseq_debug_logging()
+    distributed_fairseq_model.DistributedDataParallel = _CpuAwareDistributedDataParallel
     data_utils.batch_by_size = batch_by_size
     for name, builtin in _NUMPY_ALIASES.items():
         if name not in np.__dict__:
