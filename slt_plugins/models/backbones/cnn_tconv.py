@@ -1,0 +1,92 @@
+"""A per-frame 2D CNN followed by VAC's temporal convolutions (K5-P2-K5-P2): a backbone small enough to train from
+scratch on a CPU in minutes on small frames (the demo corpus, tests), with the same interface as S3D.
+
+Blocks, for ``frozen_blocks``: one per 2D stage (3×3 conv with stride 2, BatchNorm, ReLU), then the temporal
+part (conv k5, max-pool 2, conv k5, max-pool 2), which gives T' = ⌈T/4⌉, as S3D does.
+"""
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from registry import register_visual_backbone
+from slt_plugins.models.backbones import VisualBackbone, load_weights
+
+
+@dataclass
+class CNNTConvConfig:
+    channels: List[int] = field(
+        default_factory=lambda: [32, 64, 128, 256],
+        metadata={"help": "output channels of the 2D stages; each stage halves the frame's height and width"},
+    )
+    output_dim: int = field(default=256, metadata={"help": "channels of the temporal convolutions and the output"})
+    frozen_blocks: int = field(
+        default=0,
+        metadata={
+            "help": "the first N blocks keep their weights and BatchNorm statistics: blocks 1..len(channels) are "
+            "the 2D stages, the last is the temporal part"
+        },
+    )
+    pretrained: Optional[str] = field(
+        default=None, metadata={"help": "a state dict of this backbone to start from (saved by an earlier run)"}
+    )
+
+
+def _frame_stage(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _temporal_conv(in_channels: int, out_channels: int) -> List[nn.Module]:
+    """Conv k5 with padding 2 (keeps the length), BatchNorm, ReLU, max-pool 2 (⌈T/2⌉: a last odd frame is kept)."""
+    return [
+        nn.Conv1d(in_channels, out_channels, 5, padding=2, bias=False),
+        nn.BatchNorm1d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.MaxPool1d(2, ceil_mode=True),
+    ]
+
+
+@register_visual_backbone("cnn_tconv", dataclass=CNNTConvConfig)
+class CNNTConv(VisualBackbone):
+    """2D stages and a global average pool per frame, then two temporal conv + max-pool steps."""
+
+    def __init__(self, cfg: CNNTConvConfig):
+        super().__init__()
+        widths = [3, *cfg.channels]
+        self.frame_cnn = nn.Sequential(*(_frame_stage(a, b) for a, b in zip(widths, widths[1:])))
+        self.temporal = nn.Sequential(
+            *_temporal_conv(widths[-1], cfg.output_dim), *_temporal_conv(cfg.output_dim, cfg.output_dim)
+        )
+        self.output_dim = cfg.output_dim
+        if cfg.pretrained:
+            load_weights(self, cfg.pretrained, "a cnn_tconv state dict")
+        self.freeze_blocks([*self.frame_cnn, self.temporal], cfg.frozen_blocks)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        batch, time = frames.shape[:2]
+        valid = torch.arange(time, device=frames.device) < lengths[:, None]  # B×T
+        # only the valid frames go through the CNN: padding costs nothing and stays out of BatchNorm's statistics
+        per_frame = self.frame_cnn(frames[valid] * 2 - 1).mean(dim=(2, 3))
+        x = per_frame.new_zeros(batch, time, per_frame.shape[1])
+        x[valid] = per_frame
+        x, out_lengths = x.transpose(1, 2), lengths
+        for layer in self.temporal:
+            x = layer(x)
+            if isinstance(layer, nn.MaxPool1d):
+                out_lengths = (out_lengths + 1) // 2
+            elif isinstance(layer, nn.ReLU):
+                # zero the steps beyond each clip, as a clip alone would see them (the convolution's zero padding):
+                # otherwise BatchNorm's shift at padded steps leaks into the last valid ones, and a clip's output
+                # would depend on the longest clip of its batch
+                x = x.masked_fill(torch.arange(x.size(2), device=x.device) >= out_lengths[:, None, None], 0.0)
+        return x.transpose(1, 2), out_lengths
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """The convolutions keep the length and each max-pool gives ⌈L/2⌉, so L' = ⌈⌈L/2⌉/2⌉ = ⌈L/4⌉."""
+        return (lengths + 3) // 4

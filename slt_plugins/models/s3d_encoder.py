@@ -1,0 +1,116 @@
+"""Model ``s3d_encoder``: Sign2Gloss — a visual backbone, the visual head, a gloss classifier trained with CTC.
+
+The backbone is chosen by name from the project's registry (``--visual-backbone s3d|cnn_tconv|…``). On
+pre-extracted features (task option ``--input features``) no backbone is built and the head reads the features.
+The output follows fairseq's CTC models (wav2vec 2.0): ``encoder_out`` holds T'×B×V logits and ``padding_mask``
+B×T', so fairseq's ``ctc`` criterion and our CTC generator read it as they are.
+"""
+
+import ast
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model, register_model_architecture
+
+from registry import build_visual_backbone
+from slt_plugins.models.visual_head import VisualHead
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SignEncoderConfig(FairseqDataclass):
+    visual_backbone: str = field(default="s3d", metadata={"help": "registered visual backbone (s3d, cnn_tconv, …)"})
+    backbone_pretrained: Optional[str] = field(
+        default=None, metadata={"help": "backbone weights to start from, e.g. S3D_kinetics400.pt"})
+    backbone_frozen_blocks: Optional[int] = field(
+        default=None, metadata={"help": "freeze the backbone's first N blocks (default: the backbone's own)"})
+    backbone_args: str = field(
+        default="{}", metadata={"help": "further backbone options as a dict literal, e.g. \"{'output_dim': 128}\""})
+    head_dim: int = field(default=512, metadata={"help": "width of the gloss representation"})
+    head_ff_dim: int = field(default=2048, metadata={"help": "inner width of the temporal conv block"})
+    head_kernel_size: int = field(default=3, metadata={"help": "temporal kernel of the conv block"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in the visual head"})
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """B×max_len, True at padding."""
+    return torch.arange(max_len, device=lengths.device).unsqueeze(0) >= lengths.unsqueeze(1)
+
+
+class SignEncoder(FairseqEncoder):
+    """Frames (uint8 B×T×3×H×W) or features (B×T'×C) → gloss representation and gloss logits."""
+
+    def __init__(self, cfg: SignEncoderConfig, dictionary, input_kind: str, feature_dim: Optional[int] = None):
+        super().__init__(dictionary)
+        self.backbone = None
+        if input_kind == "frames":
+            options = ast.literal_eval(cfg.backbone_args or "{}")
+            if cfg.backbone_pretrained:
+                options["pretrained"] = cfg.backbone_pretrained
+            if cfg.backbone_frozen_blocks is not None:
+                options["frozen_blocks"] = cfg.backbone_frozen_blocks
+            self.backbone = build_visual_backbone(cfg.visual_backbone, options)
+            feature_dim = self.backbone.output_dim
+        self.head = VisualHead(feature_dim, len(dictionary), cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
+                               cfg.dropout)
+
+    def forward(self, frames=None, frame_lengths=None, features=None, feature_lengths=None, **unused):
+        if frames is not None:
+            if self.backbone is None:
+                raise ValueError("this model was built for pre-extracted features (--input features), got frames")
+            x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
+            x, lengths = self.backbone(x, frame_lengths)
+        elif features is not None:
+            x, lengths = features, feature_lengths
+        else:
+            raise ValueError("the sign encoder needs frames or features in net_input")
+        padding_mask = lengths_to_mask(lengths, x.size(1))
+        gloss_features, logits = self.head(x, padding_mask)
+        return {
+            "encoder_out": logits.transpose(0, 1),  # T'×B×V, as fairseq's CTC criterion reads it
+            "padding_mask": padding_mask,
+            "gloss_features": gloss_features,  # B×T'×dim: the input of the visual-language mapper
+        }
+
+    def reorder_encoder_out(self, encoder_out, new_order):
+        return {
+            "encoder_out": encoder_out["encoder_out"].index_select(1, new_order),
+            "padding_mask": encoder_out["padding_mask"].index_select(0, new_order),
+            "gloss_features": encoder_out["gloss_features"].index_select(0, new_order),
+        }
+
+
+@register_model("s3d_encoder", dataclass=SignEncoderConfig)
+class SignToGlossModel(FairseqEncoderModel):
+    @classmethod
+    def build_model(cls, cfg: SignEncoderConfig, task):
+        encoder = SignEncoder(cfg, task.target_dictionary, task.cfg.input, getattr(task, "feature_dim", None))
+        n_params = sum(p.numel() for p in encoder.parameters())
+        logger.info(f"sign encoder: {cfg.visual_backbone if encoder.backbone else 'features'} → head "
+                    f"{cfg.head_dim}; {n_params / 1e6:.2f}M parameters")
+        return cls(encoder)
+
+    def forward(self, **net_input):
+        return self.encoder(**net_input)
+
+
+def s3d_encoder(cfg):
+    """SingleStream-SLT's Sign2Gloss: S3D blocks 1–4 (832), head 512 with a 2048-wide conv block. (The arch
+    ``s3d_encoder`` itself is registered by ``register_model`` with these dataclass defaults.)"""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "s3d")
+    cfg.head_dim = getattr(cfg, "head_dim", 512)
+    cfg.head_ff_dim = getattr(cfg, "head_ff_dim", 2048)
+
+
+@register_model_architecture("s3d_encoder", "s3d_encoder_tiny")
+def s3d_encoder_tiny(cfg):
+    """A per-frame CNN with temporal convolutions and a 64-wide head: trains on 2 CPU cores in minutes."""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "cnn_tconv")
+    cfg.backbone_args = getattr(cfg, "backbone_args", "{'output_dim': 64}")
+    cfg.head_dim = getattr(cfg, "head_dim", 64)
+    cfg.head_ff_dim = getattr(cfg, "head_ff_dim", 128)
+    s3d_encoder(cfg)

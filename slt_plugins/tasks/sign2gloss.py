@@ -1,0 +1,103 @@
+"""Task ``sign2gloss``: recognise the gloss sequence of a sign clip (continuous sign language recognition).
+
+Reads a binarised dataset (``data_bins/NAME``): the split manifests, ``dict.gloss.txt`` and either
+``frames.lmdb`` (``--input frames``, augmented in training) or ``features/<name>.lmdb`` (``--input features``).
+Targets are gloss ids without end-of-sentence; the dictionary's ``<s>`` (index 0) is the CTC blank.
+fairseq-generate decodes with CTC greedy (``--beam 1``) or prefix beam search.
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from fairseq.data import Dictionary
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II, MISSING
+
+from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
+from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset
+
+logger = logging.getLogger(__name__)
+
+INPUT_KINDS = ChoiceEnum(["frames", "features"])
+
+
+@dataclass
+class Sign2GlossConfig(FairseqDataclass):
+    data: str = field(default=MISSING, metadata={
+        "help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt and frames.lmdb or "
+                "features/<name>.lmdb"})
+    input: INPUT_KINDS = field(default="frames", metadata={
+        "help": "read video frames (end to end) or pre-extracted features"})
+    features: str = field(default="s3d", metadata={"help": "with --input features: features/<name>.lmdb"})
+    crop_size: int = field(default=224, metadata={"help": "frames are cropped to crop_size × crop_size"})
+    max_frames: int = field(default=1000, metadata={"help": "skip longer clips in training (in input steps)"})
+    max_glosses: int = field(default=200, metadata={"help": "skip utterances with more glosses in training"})
+    seed: int = II("common.seed")
+
+
+@register_task("sign2gloss", dataclass=Sign2GlossConfig)
+class Sign2GlossTask(FairseqTask):
+    cfg: Sign2GlossConfig
+    blank_symbol = "<s>"  # fairseq's ctc criterion looks the blank up by this name
+
+    def __init__(self, cfg: Sign2GlossConfig, gloss_dict: Dictionary):
+        super().__init__(cfg)
+        self.gloss_dict = gloss_dict
+        self._store = None
+        self.feature_dim = None
+        if cfg.input == "features":
+            self.feature_dim = int(self.store.array(next(self.store.keys())).shape[-1])
+
+    @classmethod
+    def setup_task(cls, cfg: Sign2GlossConfig, **kwargs):
+        path = os.path.join(cfg.data, "dict.gloss.txt")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is missing: binarise the dataset with slt-binarise first")
+        gloss_dict = Dictionary.load(path)
+        logger.info(f"gloss dictionary: {len(gloss_dict)} entries (blank {cls.blank_symbol!r} = 0)")
+        return cls(cfg, gloss_dict)
+
+    @property
+    def store(self):
+        """The frame or feature store, opened once and shared by every split."""
+        if self._store is None:
+            if self.cfg.input == "frames":
+                self._store = FrameStore(os.path.join(self.cfg.data, "frames.lmdb"))
+            else:
+                self._store = FeatureStore(os.path.join(self.cfg.data, "features", f"{self.cfg.features}.lmdb"))
+        return self._store
+
+    def encode_glosses(self, glosses: str):
+        return self.gloss_dict.encode_line(glosses, add_if_not_exist=False, append_eos=False).long()
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        rows = read_manifest(manifest_path(self.cfg.data, split))
+        targets = [self.encode_glosses(r.gloss) for r in rows]
+        train = split.startswith("train")
+        if self.cfg.input == "frames":
+            dataset = SignFrameDataset(self.store, rows, targets, train=train, crop_size=self.cfg.crop_size,
+                                       seed=self.cfg.seed, pad_idx=self.gloss_dict.pad())
+        else:
+            dataset = SignFeatureDataset(self.store, rows, targets, pad_idx=self.gloss_dict.pad(), shuffle=train)
+        self.datasets[split] = dataset
+        logger.info(f"{split}: {len(rows)} utterances from {self.store.path}")
+
+    def build_generator(self, models, args, **unused):
+        from slt_plugins.decoding.ctc_decoder import CTCSequenceGenerator
+
+        return CTCSequenceGenerator(self.target_dictionary, beam=getattr(args, "beam", 1),
+                                    nbest=getattr(args, "nbest", 1))
+
+    def max_positions(self):
+        return self.cfg.max_frames, self.cfg.max_glosses
+
+    @property
+    def source_dictionary(self):
+        return None
+
+    @property
+    def target_dictionary(self):
+        return self.gloss_dict

@@ -1,0 +1,267 @@
+"""The visual backbones: shapes and exact output lengths, loading S3D's public Kinetics-400 state dict, frozen
+blocks. Frames are tiny (32×32, 64×64) and short, so the file runs in seconds on a CPU."""
+
+import logging
+import re
+from argparse import Namespace
+
+import pytest
+import torch
+
+import slt_plugins  # noqa: F401  (registers the backbones)
+from registry import RegistryError, build_visual_backbone
+
+S3D_KIND = "is not an S3D Kinetics-400 state dict"
+
+
+def frames(batch, time, size=32):
+    return torch.rand(batch, time, 3, size, size)
+
+
+@pytest.fixture(scope="module")
+def s3d():
+    return build_visual_backbone("s3d").eval()
+
+
+# --- S3D shapes and lengths
+
+
+@pytest.mark.parametrize("time", [4, 8, 16])
+def test_s3d_gives_a_quarter_of_the_frames_with_832_channels(s3d, time):
+    with torch.no_grad():
+        features, lengths = s3d(frames(2, time), torch.tensor([time, time]))
+    assert s3d.output_dim == 832
+    assert features.shape == (2, time // 4, 832)
+    assert lengths.tolist() == [time // 4] * 2
+
+
+def test_s3d_lengths_of_a_padded_batch(s3d):
+    with torch.no_grad():
+        features, lengths = s3d(frames(3, 16), torch.tensor([16, 9, 4]))
+    assert features.shape == (3, 4, 832)
+    assert lengths.tolist() == [4, 3, 1]
+
+
+@pytest.mark.parametrize("use_block, clip_lengths", [(4, range(1, 10)), (5, range(5, 13))])
+def test_s3d_output_lengths_equal_what_a_clip_alone_gives(use_block, clip_lengths):
+    model = build_visual_backbone("s3d", use_block=use_block).eval()
+    for length in clip_lengths:
+        with torch.no_grad():
+            features, lengths = model(frames(1, length), torch.tensor([length]))
+        assert lengths.item() == features.shape[1], f"clip of {length} frames"
+
+
+def test_s3d_use_block_3_gives_480_channels():
+    model = build_visual_backbone("s3d", use_block=3).eval()
+    with torch.no_grad():
+        features, lengths = model(frames(1, 8), torch.tensor([8]))
+    assert model.output_dim == 480 and features.shape == (1, 4, 480) and lengths.tolist() == [4]
+
+
+def test_s3d_bgr_input_swaps_the_colour_channels():
+    rgb = build_visual_backbone("s3d", use_block=1).eval()
+    bgr = build_visual_backbone("s3d", use_block=1, bgr_input=True).eval()
+    bgr.load_state_dict(rgb.state_dict())
+    clip, lengths = frames(1, 4), torch.tensor([4])
+    with torch.no_grad():
+        assert torch.allclose(bgr(clip, lengths)[0], rgb(clip.flip(2), lengths)[0])
+        assert not torch.allclose(bgr(clip, lengths)[0], rgb(clip, lengths)[0])
+
+
+def test_s3d_refuses_bad_block_numbers():
+    with pytest.raises(ValueError, match="use_block"):
+        build_visual_backbone("s3d", use_block=6)
+    with pytest.raises(ValueError, match="frozen_blocks=3, but this S3D has 2 blocks"):
+        build_visual_backbone("s3d", use_block=2, frozen_blocks=3)
+
+
+# --- S3D weights in the layout of github.com/kylemin/S3D (S3D_kinetics400.pt)
+
+
+def bn_keys(prefix, channels):
+    keys = {f"{prefix}.{name}": (channels,) for name in ("weight", "bias", "running_mean", "running_var")}
+    return {**keys, f"{prefix}.num_batches_tracked": ()}
+
+
+def basic_conv_keys(prefix, cin, cout):
+    return {f"{prefix}.conv.weight": (cout, cin, 1, 1, 1), **bn_keys(f"{prefix}.bn", cout)}
+
+
+def sep_conv_keys(prefix, cin, cout, k):
+    return {
+        f"{prefix}.conv_s.weight": (cout, cin, 1, k, k),
+        **bn_keys(f"{prefix}.bn_s", cout),
+        f"{prefix}.conv_t.weight": (cout, cout, k, 1, 1),
+        **bn_keys(f"{prefix}.bn_t", cout),
+    }
+
+
+def inception_keys(prefix, cin, b0, mid1, out1, mid2, out2, b3):
+    return {
+        **basic_conv_keys(f"{prefix}.branch0.0", cin, b0),
+        **basic_conv_keys(f"{prefix}.branch1.0", cin, mid1),
+        **sep_conv_keys(f"{prefix}.branch1.1", mid1, out1, 3),
+        **basic_conv_keys(f"{prefix}.branch2.0", cin, mid2),
+        **sep_conv_keys(f"{prefix}.branch2.1", mid2, out2, 3),
+        **basic_conv_keys(f"{prefix}.branch3.1", cin, b3),
+    }
+
+
+# a few keys of blocks 1–4 as the public model.py names and sizes them, written out by hand
+PUBLIC_BLOCK_1_TO_4_SAMPLES = {
+    "base.0.conv_s.weight": (64, 3, 1, 7, 7),
+    "base.0.conv_t.weight": (64, 64, 7, 1, 1),
+    "base.2.conv.weight": (64, 64, 1, 1, 1),
+    "base.3.conv_s.weight": (192, 64, 1, 3, 3),
+    "base.5.branch1.1.conv_t.weight": (128, 128, 3, 1, 1),
+    "base.6.branch3.1.conv.weight": (64, 256, 1, 1, 1),
+    "base.12.branch0.0.bn.running_var": (256,),
+    "base.12.branch2.1.conv_s.weight": (128, 32, 1, 3, 3),
+}
+# the layers of the public file that blocks 1–4 do not build: Mixed_5b, Mixed_5c and the Kinetics classifier
+PUBLIC_BLOCK_5_AND_FC = {
+    **inception_keys("base.14", 832, 256, 160, 320, 32, 128, 128),
+    **inception_keys("base.15", 832, 384, 192, 384, 48, 128, 128),
+    "fc.0.weight": (400, 1024, 1, 1, 1),
+    "fc.0.bias": (400,),
+}
+# block 1: a separable conv (2 convs + 2 BNs of 5 tensors) = 12; block 2: 1×1 conv 6 + separable 12 = 18;
+# an inception: 4 1×1 convs (6 each) + 2 separable (12 each) = 48, and blocks 3–4 hold 7 of them
+BLOCK_1_TO_4_TENSORS = 12 + 18 + 7 * 48
+
+
+def random_tensor(shape):
+    return torch.randint(0, 1000, shape) if shape == () else torch.randn(shape)
+
+
+@pytest.fixture(scope="module")
+def public_state(s3d):
+    own = {key: tuple(value.shape) for key, value in s3d.state_dict().items()}
+    assert len(own) == BLOCK_1_TO_4_TENSORS
+    for key, shape in PUBLIC_BLOCK_1_TO_4_SAMPLES.items():
+        assert own[key] == shape, key
+    return {key: random_tensor(shape) for key, shape in {**own, **PUBLIC_BLOCK_5_AND_FC}.items()}
+
+
+@pytest.mark.parametrize("variant", ["plain", "dataparallel_without_batch_counters"])
+def test_s3d_loads_the_public_state_dict(public_state, variant, tmp_path, caplog):
+    state = public_state
+    if variant != "plain":
+        state = {f"module.{k}": v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "S3D_kinetics400.pt"
+    torch.save(state, path)
+    with caplog.at_level(logging.INFO):
+        model = build_visual_backbone("s3d", pretrained=str(path))
+    loaded = model.state_dict()
+    for key, value in loaded.items():
+        if variant == "plain" or not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, public_state[key]), key
+    assert not any(key.startswith(("base.13", "base.14", "base.15", "fc")) for key in loaded)
+    assert f"tensors of an S3D Kinetics-400 state dict from {path}" in caplog.text
+    ignored = [k for k in PUBLIC_BLOCK_5_AND_FC if variant == "plain" or not k.endswith("num_batches_tracked")]
+    assert f"ignored {len(ignored)} of layers not built" in caplog.text
+
+
+def test_s3d_refuses_a_state_dict_of_other_channel_counts(tmp_path):
+    path = tmp_path / "narrow.pt"
+    narrow = {key: (32,) + shape[1:] if shape else shape for key, shape in sep_conv_keys("base.0", 3, 64, 7).items()}
+    torch.save({key: random_tensor(shape) for key, shape in narrow.items()}, path)
+    with pytest.raises(ValueError) as error:
+        build_visual_backbone("s3d", use_block=1, pretrained=str(path))
+    assert f"{path} {S3D_KIND}" in str(error.value)
+    assert "base.0.conv_s.weight is (32, 3, 1, 7, 7), expected (64, 3, 1, 7, 7)" in str(error.value)
+
+
+def test_s3d_refuses_a_resnet_state_dict(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    resnet = {"conv1.weight": (64, 3, 7, 7), "bn1.weight": (64,), "layer1.0.conv1.weight": (64, 64, 3, 3)}
+    torch.save({key: torch.randn(shape) for key, shape in resnet.items()}, path)
+    missing = r"missing base\.0\.conv_s\.weight, .* \(305 in all\)"  # all but the counters of the 61 BatchNorms
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} {S3D_KIND}: {missing}"):
+        build_visual_backbone("s3d", pretrained=str(path))
+
+
+def test_s3d_refuses_a_file_without_a_state_dict(tmp_path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} {S3D_KIND}: it holds a Tensor"):
+        build_visual_backbone("s3d", pretrained=str(path))
+
+
+# --- frozen blocks
+
+
+def test_s3d_frozen_block_keeps_weights_and_batchnorm_statistics():
+    model = build_visual_backbone("s3d", use_block=2, frozen_blocks=1).train()
+    frozen, trained = model.base[0], model.base[3]
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert all(p.requires_grad for p in trained.parameters())
+    assert not frozen.bn_s.training and trained.bn_s.training
+    before = {name: t.clone() for name, t in model.state_dict().items() if "running" in name}
+    model(frames(2, 8), torch.tensor([8, 8]))[0].sum().backward()
+    after = model.state_dict()
+    assert all(torch.equal(after[name], before[name]) for name in before if name.startswith("base.0."))
+    assert not torch.equal(after["base.3.bn_s.running_mean"], before["base.3.bn_s.running_mean"])
+    assert not model.eval().train().base[0].bn_t.training
+
+
+# --- cnn_tconv
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return build_visual_backbone("cnn_tconv", channels=[8, 16, 32], output_dim=64).eval()
+
+
+def test_cnn_tconv_shapes_and_lengths_of_a_padded_batch(cnn):
+    with torch.no_grad():
+        features, lengths = cnn(frames(3, 12, size=64), torch.tensor([12, 7, 1]))
+    assert cnn.output_dim == 64
+    assert features.shape == (3, 3, 64)
+    assert lengths.tolist() == [3, 2, 1]
+
+
+def test_cnn_tconv_output_lengths_equal_what_a_clip_alone_gives(cnn):
+    for length in range(1, 10):
+        with torch.no_grad():
+            features, lengths = cnn(frames(1, length), torch.tensor([length]))
+        assert lengths.item() == features.shape[1], f"clip of {length} frames"
+
+
+def test_cnn_tconv_default_width_and_gradients_flow():
+    model = build_visual_backbone("cnn_tconv").train()
+    features, _ = model(frames(2, 8, size=64), torch.tensor([8, 6]))
+    assert features.shape == (2, 2, 256)
+    (features * torch.randn_like(features)).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_cnn_tconv_frozen_blocks():
+    model = build_visual_backbone("cnn_tconv", channels=[8, 16], output_dim=32, frozen_blocks=2).train()
+    assert not any(p.requires_grad for p in model.frame_cnn.parameters())
+    assert all(p.requires_grad for p in model.temporal.parameters())
+    before = model.frame_cnn[1][1].running_mean.clone()
+    model(frames(2, 8), torch.tensor([8, 8]))
+    assert torch.equal(model.frame_cnn[1][1].running_mean, before)
+    assert all(p.requires_grad is False for p in build_visual_backbone("cnn_tconv", frozen_blocks=5).parameters())
+    with pytest.raises(ValueError, match="frozen_blocks=6, but this CNNTConv has 5 blocks"):
+        build_visual_backbone("cnn_tconv", frozen_blocks=6)
+
+
+def test_cnn_tconv_reloads_its_own_weights(tmp_path):
+    config = Namespace(channels=[8, 16], output_dim=32, frozen_blocks=0, use_block=4, arch="whatever")
+    source = build_visual_backbone("cnn_tconv", config)  # a model's namespace: only cnn_tconv's fields are read
+    path = tmp_path / "cnn.pt"
+    torch.save({f"module.{k}": v for k, v in source.state_dict().items()}, path)
+    copy = build_visual_backbone("cnn_tconv", config, pretrained=str(path))
+    assert all(torch.equal(v, copy.state_dict()[k]) for k, v in source.state_dict().items())
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} is not a cnn_tconv state dict: .*expected \(32,"):
+        build_visual_backbone("cnn_tconv", channels=[8, 32], output_dim=32, pretrained=str(path))
+
+
+def test_unknown_backbone_lists_the_known_ones():
+    with pytest.raises(RegistryError) as error:
+        build_visual_backbone("nope")
+    assert "unknown visual backbone 'nope'" in str(error.value)
+    assert "cnn_tconv" in str(error.value) and "s3d" in str(error.value)

@@ -1,0 +1,120 @@
+"""Sign2Gloss end to end: the model on hand-made batches, fairseq-train → fairseq-generate on frames and on
+features, and two-process training on CPU through fairseq's distributed trainer."""
+
+import os
+import re
+import socket
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import BIN, REPO, run_script
+from slt_plugins.data.lmdb_store import LmdbWriter
+from slt_plugins.data.manifest import read_manifest
+from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
+from slt_plugins.models.visual_head import MaskedBatchNorm1d
+from tools.binarise import main as binarise_main
+from tools.make_demo_data import main as make_demo_data
+
+TRAIN_ARGS = ["--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch", "s3d_encoder_tiny", "--crop-size", "32",
+              "--criterion", "gloss_ctc", "--optimizer", "adam", "--lr", "2e-3", "--batch-size", "4",
+              "--valid-subset", "dev", "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints",
+              "--best-checkpoint-metric", "wer"]
+
+
+@pytest.fixture(scope="module")
+def demo_bin(tmp_path_factory):
+    """A tiny generated corpus (32×32 frames), binarised."""
+    root = tmp_path_factory.mktemp("demo")
+    assert make_demo_data(["--out", str(root / "raw"), "--train", "12", "--dev", "4", "--test", "5",
+                           "--frame-size", "32", "32", "--workers", "1"]) in (None, 0)
+    assert binarise_main(["phoenix-2014t", "--annotations", str(root / "raw" / "annotations"), "--frames",
+                          str(root / "raw" / "frames"), "--out", str(root / "bin"), "--frame-size", "0",
+                          "--workers", "1"]) == 0
+    return root / "bin"
+
+
+def test_masked_batch_norm_ignores_padding():
+    bn = MaskedBatchNorm1d(3)
+    x = torch.randn(2, 5, 3)
+    mask = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    padded = x.clone()
+    padded[1, 2:] = 1e6  # huge values in the padding must not move the statistics
+    out = bn(padded, mask)
+    valid = torch.cat([x[0], x[1, :2]])
+    assert torch.allclose(out[~mask], (valid - valid.mean(0)) / torch.sqrt(valid.var(0, unbiased=False) + bn.eps),
+                          atol=1e-4)
+    assert torch.all(out[mask] == 0)
+
+
+def test_encoder_output_layout_and_padding():
+    cfg = SignEncoderConfig(visual_backbone="cnn_tconv", backbone_args="{'output_dim': 16}", head_dim=8,
+                            head_ff_dim=16)
+    encoder = SignEncoder(cfg, list(range(7)), "frames").eval()
+    frames = torch.randint(0, 255, (2, 12, 3, 32, 32), dtype=torch.uint8)
+    out = encoder(frames=frames, frame_lengths=torch.tensor([12, 8]))
+    assert out["encoder_out"].shape == (3, 2, 7)  # T/4 × B × |glosses|, time first as fairseq's ctc reads it
+    assert out["padding_mask"].tolist() == [[False] * 3, [False, False, True]]
+    assert out["gloss_features"].shape == (2, 3, 8)
+    # a clip's output is the same in a padded batch as alone: no padding leaks through BatchNorm or the kernels
+    alone = encoder(frames=frames[1:, :8], frame_lengths=torch.tensor([8]))
+    assert torch.allclose(out["encoder_out"][:2, 1], alone["encoder_out"][:, 0], atol=1e-4)
+
+
+def test_train_on_frames_then_generate_with_beam_search(demo_bin, tmp_path):
+    save = tmp_path / "ckpt"
+    out = run_script("fairseq-train", demo_bin, *TRAIN_ARGS, "--max-epoch", "2", "--save-dir", save).stdout
+    assert re.search(r"valid on 'dev' subset \| loss [\d.]+ .*\| wer [\d.]+", out)  # gloss-level WER logged
+    assert "best_wer" in out
+    gen = run_script("fairseq-generate", demo_bin, "--user-dir", "slt_plugins", "--task", "sign2gloss",
+                     "--crop-size", "32", "--path", save / "checkpoint_best.pt", "--gen-subset", "test",
+                     "--beam", "3", "--batch-size", "2", "--scoring", "wer").stdout
+    hypotheses = re.findall(r"^D-(\d+)\t", gen, flags=re.M)
+    assert sorted(map(int, hypotheses)) == list(range(5))
+    assert re.search(r"Generate test with beam=3: WER: [\d.]+$", gen, flags=re.M)
+
+
+def test_train_and_generate_on_features(demo_bin, tmp_path):
+    """--input features: the head reads cached T'×C arrays (as slt-extract-features writes them)."""
+    data = demo_bin
+    rng = np.random.default_rng(0)
+    with LmdbWriter(str(tmp_path / "features.lmdb")) as writer:
+        for split in ("train", "dev", "test"):
+            for row in read_manifest(data / f"{split}.tsv"):
+                writer.put_array(row.id, rng.standard_normal((row.n_frames // 4, 24)).astype(np.float16))
+    features_dir = tmp_path / "view"  # the dataset's files plus a features/ folder
+    features_dir.mkdir()
+    for name in os.listdir(demo_bin):
+        os.symlink(demo_bin / name, features_dir / name)
+    (features_dir / "features").mkdir()
+    os.symlink(tmp_path / "features.lmdb", features_dir / "features" / "random.lmdb")
+    save = tmp_path / "ckpt"
+    run_script("fairseq-train", features_dir, *TRAIN_ARGS, "--input", "features", "--features", "random",
+               "--max-update", "3", "--save-dir", save)
+    gen = run_script("fairseq-generate", features_dir, "--user-dir", "slt_plugins", "--task", "sign2gloss",
+                     "--input", "features", "--features", "random", "--path", save / "checkpoint_last.pt",
+                     "--gen-subset", "dev", "--beam", "1", "--scoring", "wer").stdout
+    assert len(re.findall(r"^D-\d+\t", gen, flags=re.M)) == 4
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_training_on_cpu(demo_bin, tmp_path):
+    """fairseq's distributed trainer with gloo: two ranks, each a process, on one CPU machine."""
+    save, port = tmp_path / "ckpt", _free_port()
+    procs = [subprocess.Popen(
+        [os.path.join(BIN, "fairseq-train"), str(demo_bin), *TRAIN_ARGS, "--max-update", "3", "--save-dir",
+         str(save), "--cpu", "--distributed-backend", "gloo", "--distributed-init-method", f"tcp://127.0.0.1:{port}",
+         "--distributed-world-size", "2", "--distributed-rank", str(rank), "--distributed-no-spawn"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "distributed init (rank 1)" in logs[1] and "num_updates 3" in logs[0]
+    assert (save / "checkpoint_last.pt").is_file()
