@@ -265,3 +265,17 @@ def test_unknown_backbone_lists_the_known_ones():
         build_visual_backbone("nope")
     assert "unknown visual backbone 'nope'" in str(error.value)
     assert "cnn_tconv" in str(error.value) and "s3d" in str(error.value)
+
+
+@pytest.mark.parametrize("temporal_pools,expected", [(2, [3, 2]), (1, [5, 4]), (0, [9, 7])])
+def test_cnn_tconv_grid_pooling_and_temporal_pools(temporal_pools, expected):
+    """Grid pooling and fewer temporal pools change the shapes as documented; a clip gives the same features
+    alone as padded in a batch."""
+    net = build_visual_backbone("cnn_tconv", channels=[4, 8], output_dim=6, pool_grid=2,
+                                temporal_pools=temporal_pools).eval()
+    frames = torch.rand(2, 9, 3, 16, 16)
+    lengths = torch.tensor([9, 7])
+    features, out_lengths = net(frames, lengths)
+    assert out_lengths.tolist() == expected and features.shape == (2, expected[0], 6)
+    alone, _ = net(frames[1:, :7], lengths[1:])
+    assert torch.allclose(features[1, : expected[1]], alone[0], atol=1e-5)

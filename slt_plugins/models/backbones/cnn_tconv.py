@@ -2,7 +2,7 @@
 scratch on a CPU in minutes on small frames (the demo corpus, tests), with the same interface as S3D.
 
 Blocks, for ``frozen_blocks``: one per 2D stage (3×3 conv with stride 2, BatchNorm, ReLU), then the temporal
-part (conv k5, max-pool 2, conv k5, max-pool 2), which gives T' = ⌈T/4⌉, as S3D does.
+part (conv k5, max-pool 2, conv k5, max-pool 2), which gives T' = ⌈T/4⌉ as S3D does (``temporal_pools`` 1: T/2).
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from registry import register_visual_backbone
 from slt_plugins.models.backbones import VisualBackbone, load_weights
@@ -22,6 +23,18 @@ class CNNTConvConfig:
         metadata={"help": "output channels of the 2D stages; each stage halves the frame's height and width"},
     )
     output_dim: int = field(default=256, metadata={"help": "channels of the temporal convolutions and the output"})
+    temporal_pools: int = field(
+        default=2,
+        metadata={"help": "max-pools over time, each halving it: 2 gives T/4 as S3D does, 1 keeps T/2 (more CTC "
+                          "steps per gloss for short clips)"},
+    )
+    pool_grid: int = field(
+        default=1,
+        metadata={
+            "help": "pool each frame to a grid × grid map instead of one vector: where the hands are (a phonological "
+            "parameter of a sign) survives the pooling; 1 is global average pooling, as in VAC"
+        },
+    )
     frozen_blocks: int = field(
         default=0,
         metadata={
@@ -42,28 +55,31 @@ def _frame_stage(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def _temporal_conv(in_channels: int, out_channels: int) -> List[nn.Module]:
+def _temporal_conv(in_channels: int, out_channels: int, pool: bool) -> List[nn.Module]:
     """Conv k5 with padding 2 (keeps the length), BatchNorm, ReLU, max-pool 2 (⌈T/2⌉: a last odd frame is kept)."""
-    return [
-        nn.Conv1d(in_channels, out_channels, 5, padding=2, bias=False),
-        nn.BatchNorm1d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.MaxPool1d(2, ceil_mode=True),
-    ]
+    layers = [nn.Conv1d(in_channels, out_channels, 5, padding=2, bias=False), nn.BatchNorm1d(out_channels),
+              nn.ReLU(inplace=True)]
+    return layers + [nn.MaxPool1d(2, ceil_mode=True)] if pool else layers
 
 
 @register_visual_backbone("cnn_tconv", dataclass=CNNTConvConfig)
 class CNNTConv(VisualBackbone):
-    """2D stages and a global average pool per frame, then two temporal conv + max-pool steps."""
+    """2D stages and an average pool per frame (global, or to a small grid), then two temporal conv + max-pool
+    steps."""
 
     def __init__(self, cfg: CNNTConvConfig):
         super().__init__()
         widths = [3, *cfg.channels]
         self.frame_cnn = nn.Sequential(*(_frame_stage(a, b) for a, b in zip(widths, widths[1:])))
         self.temporal = nn.Sequential(
-            *_temporal_conv(widths[-1], cfg.output_dim), *_temporal_conv(cfg.output_dim, cfg.output_dim)
+            *_temporal_conv(widths[-1] * cfg.pool_grid**2, cfg.output_dim, pool=cfg.temporal_pools >= 1),
+            *_temporal_conv(cfg.output_dim, cfg.output_dim, pool=cfg.temporal_pools >= 2),
         )
         self.output_dim = cfg.output_dim
+        self.pool_grid = cfg.pool_grid
+        if not 0 <= cfg.temporal_pools <= 2:
+            raise ValueError(f"temporal_pools must be 0, 1 or 2, got {cfg.temporal_pools}")
+        self.temporal_pools = cfg.temporal_pools
         if cfg.pretrained:
             load_weights(self, cfg.pretrained, "a cnn_tconv state dict")
         self.freeze_blocks([*self.frame_cnn, self.temporal], cfg.frozen_blocks)
@@ -72,7 +88,7 @@ class CNNTConv(VisualBackbone):
         batch, time = frames.shape[:2]
         valid = torch.arange(time, device=frames.device) < lengths[:, None]  # B×T
         # only the valid frames go through the CNN: padding costs nothing and stays out of BatchNorm's statistics
-        per_frame = self.frame_cnn(frames[valid] * 2 - 1).mean(dim=(2, 3))
+        per_frame = F.adaptive_avg_pool2d(self.frame_cnn(frames[valid] * 2 - 1), self.pool_grid).flatten(1)
         x = per_frame.new_zeros(batch, time, per_frame.shape[1])
         x[valid] = per_frame
         x, out_lengths = x.transpose(1, 2), lengths
@@ -88,5 +104,7 @@ class CNNTConv(VisualBackbone):
         return x.transpose(1, 2), out_lengths
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """The convolutions keep the length and each max-pool gives ⌈L/2⌉, so L' = ⌈⌈L/2⌉/2⌉ = ⌈L/4⌉."""
-        return (lengths + 3) // 4
+        """The convolutions keep the length and each max-pool gives ⌈L/2⌉: ⌈⌈L/2⌉/2⌉ = ⌈L/4⌉ for two."""
+        for _ in range(self.temporal_pools):
+            lengths = (lengths + 1) // 2
+        return lengths
