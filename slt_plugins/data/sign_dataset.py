@@ -122,7 +122,7 @@ class SignFrameDataset(_SignDataset):
 
     def __init__(self, store: FrameStore, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None,
                  train: bool = False, crop_size: int = 224, min_frames: int = 4, seed: int = 1, pad_idx: int = 1,
-                 eos_idx: Optional[int] = None, shuffle: Optional[bool] = None):
+                 eos_idx: Optional[int] = None, shuffle: Optional[bool] = None, **transform_options):
         empty = [r.id for r in rows if r.n_frames < 1]
         if empty:
             raise ValueError(f"{store.path}: {len(empty)} manifest rows without frames (n_frames < 1), e.g. "
@@ -130,7 +130,8 @@ class SignFrameDataset(_SignDataset):
         super().__init__(rows, targets, [r.n_frames for r in rows], pad_idx, eos_idx,
                          train if shuffle is None else shuffle)
         self.store = store
-        self.transform = ClipTransform(ClipTransformConfig(crop_size=crop_size, min_frames=min_frames), train)
+        self.transform = ClipTransform(
+            ClipTransformConfig(crop_size=crop_size, min_frames=min_frames, **transform_options), train)
         self.seed = seed
 
     def __getitem__(self, index: int) -> Dict:

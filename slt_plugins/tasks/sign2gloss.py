@@ -33,6 +33,11 @@ class Sign2GlossConfig(FairseqDataclass):
         "help": "read video frames (end to end) or pre-extracted features"})
     features: str = field(default="s3d", metadata={"help": "with --input features: features/<name>.lmdb"})
     crop_size: int = field(default=224, metadata={"help": "frames are cropped to crop_size × crop_size"})
+    temporal_scale_min: float = field(default=0.5, metadata={
+        "help": "training: clips are resampled to between min and max times their frame count (SLRT: 0.5-1.5)"})
+    temporal_scale_max: float = field(default=1.5)
+    crop_area_min: float = field(default=0.7, metadata={
+        "help": "training: a random crop keeps at least this fraction of the frame's area (SLRT: 0.7)"})
     max_frames: int = field(default=1000, metadata={"help": "skip longer clips in training (in input steps)"})
     max_glosses: int = field(default=200, metadata={"help": "skip utterances with more glosses in training"})
     seed: int = II("common.seed")
@@ -78,8 +83,10 @@ class Sign2GlossTask(FairseqTask):
         targets = [self.encode_glosses(r.gloss) for r in rows]
         train = split.startswith("train")
         if self.cfg.input == "frames":
-            dataset = SignFrameDataset(self.store, rows, targets, train=train, crop_size=self.cfg.crop_size,
-                                       seed=self.cfg.seed, pad_idx=self.gloss_dict.pad())
+            dataset = SignFrameDataset(
+                self.store, rows, targets, train=train, crop_size=self.cfg.crop_size, seed=self.cfg.seed,
+                pad_idx=self.gloss_dict.pad(), crop_area=(self.cfg.crop_area_min, 1.0),
+                temporal_scale=(self.cfg.temporal_scale_min, self.cfg.temporal_scale_max))
         else:
             dataset = SignFeatureDataset(self.store, rows, targets, pad_idx=self.gloss_dict.pad(), shuffle=train)
         self.datasets[split] = dataset
