@@ -118,3 +118,21 @@ def test_two_process_training_on_cpu(demo_bin, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "distributed init (rank 1)" in logs[1] and "num_updates 3" in logs[0]
     assert (save / "checkpoint_last.pt").is_file()
+
+
+def test_workers_draw_new_augmentation_each_epoch_and_do_not_pile_up(demo_bin):
+    """Through fairseq's own batch iterator with a worker process: epoch 2 crops differently from epoch 1, and
+    workers do not pile up (persistent workers once leaked one set per epoch until the machine ran out of memory)."""
+    import multiprocessing
+
+    from slt_plugins.tasks.sign2gloss import Sign2GlossConfig, Sign2GlossTask
+
+    task = Sign2GlossTask.setup_task(Sign2GlossConfig(data=str(demo_bin), crop_size=32, seed=3))
+    task.load_dataset("train")
+    epoch_itr = task.get_batch_iterator(task.dataset("train"), max_sentences=4, num_workers=1, seed=3, epoch=1)
+    seen = []
+    for _ in range(2):
+        batches = {int(b["id"][0]): b["net_input"]["frames"] for b in epoch_itr.next_epoch_itr(shuffle=False)}
+        seen.append(batches)
+        assert len(multiprocessing.active_children()) <= 1  # at most the current epoch's worker
+    assert any(seen[0][i].shape != seen[1][i].shape or not torch.equal(seen[0][i], seen[1][i]) for i in seen[0])

@@ -148,11 +148,6 @@ class SignFrameDataset(_SignDataset):
         frames, lengths = collate_padded([x.permute(0, 2, 3, 1) for x in inputs])
         return frames.permute(0, 1, 4, 2, 3), lengths
 
-    @property
-    def can_reuse_epoch_itr_across_epochs(self) -> bool:
-        """Not when augmenting: fairseq's reused iterator keeps its workers, which would never see set_epoch."""
-        return not self.transform.train
-
 
 class SignFeatureDataset(_SignDataset):
     """Cached visual features (float16 T'×C in the store, float32 out), e.g. S3D's T/4×832."""

@@ -38,6 +38,9 @@ class Sign2GlossConfig(FairseqDataclass):
     temporal_scale_max: float = field(default=1.5)
     crop_area_min: float = field(default=0.7, metadata={
         "help": "training: a random crop keeps at least this fraction of the frame's area (SLRT: 0.7)"})
+    persistent_workers: bool = field(default=False, metadata={
+        "help": "keep data-loader workers across epochs (fairseq's default): they would never learn the new epoch, "
+                "so the training augmentation would repeat itself; off, workers restart each epoch"})
     max_frames: int = field(default=1000, metadata={"help": "skip longer clips in training (in input steps)"})
     max_glosses: int = field(default=200, metadata={"help": "skip utterances with more glosses in training"})
     seed: int = II("common.seed")
