@@ -246,7 +246,7 @@ TRANSITION_FRAMES = (1, 3)  # between glosses, and between rest and the first/la
 REST_FRAMES = (2, 4)  # at the start and at the end
 REST_POSITION = (0.62, 0.9)
 REST_COLOUR = (222, 180, 150)  # the resting hand; a signed gloss has its category's colour
-HAND_RADIUS = 0.08  # of the shorter side
+HAND_RADIUS = 0.12  # of the shorter side: shapes stay distinct after a CNN's first strides
 NOISE_SIGMA = (1.0, 4.0)  # per-clip luminance noise; its 2×2-pixel grain halves the PNG size of per-pixel noise
 
 
