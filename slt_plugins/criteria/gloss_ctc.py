@@ -3,8 +3,9 @@
 fairseq's ``ctc`` already fits our models (``encoder_out`` T×B×V, ``padding_mask``) and logs ``wer`` in
 validation, so ``--best-checkpoint-metric wer`` works. Its defaults are made for characters, though: with
 ``--post-process letter`` glosses would be glued into one word before WER is counted. ``gloss_ctc`` is the same
-criterion with gloss-level WER, infinite losses zeroed (a clip shorter than its gloss sequence after the T/4
-stride) and, as in SingleStream-SLT, the summed loss divided by the number of utterances.
+criterion with gloss-level WER and infinite losses zeroed (a clip shorter than its gloss sequence after the T/4
+stride). SingleStream-SLT divides the summed loss by the number of utterances: ``--sentence-avg``
+(``optimization.sentence_avg``), which this criterion reads as fairseq's does.
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +18,6 @@ from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
 class GlossCtcConfig(CtcCriterionConfig):
     post_process: str = field(default="none", metadata={"help": "glosses are whole tokens: nothing to join"})
     zero_infinity: bool = field(default=True, metadata={"help": "zero the loss of clips too short for CTC"})
-    sentence_avg: bool = field(default=True, metadata={"help": "divide the summed loss by the batch size"})
 
 
 @register_criterion("gloss_ctc", dataclass=GlossCtcConfig)
