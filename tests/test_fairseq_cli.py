@@ -61,3 +61,16 @@ def test_train_then_generate_loads_the_checkpoint(tmp_path):
     assert len(hypotheses) == 11  # every dev utterance, none lost to the remainder-batch bug
     assert all("▁" not in h for h in hypotheses)  # sub-words joined back by the dataset's sentencepiece model
     assert re.search(r"BLEU = [\d.]+", gen)
+
+
+def test_hydra_config_trains_and_its_checkpoint_decodes(tmp_path):
+    """configs/demo/g2t.yaml through fairseq-hydra-train; a Hydra-built BART once failed to load in generate."""
+    write_toy_corpus(tmp_path / "corpus.tsv", n_train=32, n_dev=5)
+    data, save = tmp_path / "bin", tmp_path / "ckpt"
+    run_script("slt-binarise", "tsv", "--manifest", tmp_path / "corpus.tsv", "--out", data, "--text-vocab-size", "40")
+    run_script("fairseq-hydra-train", "--config-dir", "configs/demo", "--config-name", "g2t", f"task.data={data}",
+               f"checkpoint.save_dir={save}", "optimization.max_epoch=2", "dataset.batch_size=16")
+    assert (save / "checkpoint_best.pt").is_file() and (save / "hydra_train.log").is_file()
+    gen = run_script("fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "gloss2text", "--path",
+                     save / "checkpoint_best.pt", "--gen-subset", "dev", "--beam", "2").stdout
+    assert len(re.findall(r"^D-\d+\t", gen, flags=re.M)) == 5

@@ -20,6 +20,13 @@ class MBartTranslator(BARTModel):
             args.share_all_embeddings = False
         return super().build_model(args, task)
 
+    def upgrade_state_dict_named(self, state_dict, name):
+        # BART's version reads ``args.task`` for a denoising-pretraining case; a model built from a Hydra config
+        # (fairseq-hydra-train) has a TransformerConfig without that field, and loading its checkpoint failed
+        if not hasattr(self.args, "task"):
+            object.__setattr__(self.args, "task", "gloss2text")
+        super().upgrade_state_dict_named(state_dict, name)
+
 
 def _mbart_defaults(args):
     args.encoder_normalize_before = getattr(args, "encoder_normalize_before", True)
