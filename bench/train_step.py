@@ -61,7 +61,9 @@ def main():
             writer.put_clip("clip", clip)
         row = ManifestRow("clip", args.frames, "S", "A B C", "a b c")
         targets = [torch.tensor([4, 5, 6, 7, 8])]
-        dataset = SignFrameDataset(FrameStore(store_path), [row], targets, train=True, crop_size=args.crop)
+        # training augmentation (random resized crop) with the temporal rescaling held at 1, so the step sees T frames
+        dataset = SignFrameDataset(FrameStore(store_path), [row], targets, train=True, crop_size=args.crop,
+                                   temporal_scale=(1.0, 1.0))
 
         def load():
             return dataset.collater([dataset[0]])
