@@ -60,6 +60,8 @@ def test_train_then_generate_loads_the_checkpoint(tmp_path):
     hypotheses = re.findall(r"^D-\d+\t\S+\t(.*)$", gen, flags=re.M)
     assert len(hypotheses) == 11  # every dev utterance, none lost to the remainder-batch bug
     assert all("▁" not in h for h in hypotheses)  # sub-words joined back by the dataset's sentencepiece model
+    sources = re.findall(r"^S-\d+\t(.*)$", gen, flags=re.M)
+    assert len(sources) == 11 and all(len(s.split()) >= 2 for s in sources)  # glosses stay apart
     assert re.search(r"BLEU = [\d.]+", gen)
 
 

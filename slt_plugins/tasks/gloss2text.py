@@ -21,6 +21,20 @@ from slt_plugins.data.manifest import manifest_path, read_manifest
 logger = logging.getLogger(__name__)
 
 
+class TextPiecesOnly:
+    """fairseq-generate passes the source line through the same ``decode`` as the text; glosses carry no
+    sentencepiece word marker, and joining them would glue ``REGEN SCHNEE`` into ``REGENSCHNEE``."""
+
+    def __init__(self, bpe):
+        self.bpe = bpe
+
+    def encode(self, x: str) -> str:
+        return self.bpe.encode(x)
+
+    def decode(self, x: str) -> str:
+        return self.bpe.decode(x) if "\u2581" in x else x
+
+
 @dataclass
 class Gloss2TextConfig(FairseqDataclass):
     data: str = field(
@@ -77,7 +91,7 @@ class Gloss2TextTask(FairseqTask):
         """The dataset's sentencepiece model, unless the command line names another ``--bpe``."""
         if args is not None and getattr(args, "_name", None):
             return super().build_bpe(args)
-        return self.text_bpe
+        return TextPiecesOnly(self.text_bpe)
 
     def max_positions(self):
         return self.cfg.max_source_positions, self.cfg.max_target_positions
