@@ -70,7 +70,7 @@ def test_train_on_frames_then_generate_with_beam_search(demo_bin, tmp_path):
     assert "best_wer" in out
     gen = run_script("fairseq-generate", demo_bin, "--user-dir", "slt_plugins", "--task", "sign2gloss",
                      "--crop-size", "32", "--path", save / "checkpoint_best.pt", "--gen-subset", "test",
-                     "--beam", "3", "--batch-size", "2", "--scoring", "wer").stdout
+                     "--beam", "3", "--batch-size", "2", "--num-workers", "0", "--scoring", "wer").stdout
     hypotheses = re.findall(r"^D-(\d+)\t", gen, flags=re.M)
     assert sorted(map(int, hypotheses)) == list(range(5))
     assert re.search(r"Generate test with beam=3: WER: [\d.]+$", gen, flags=re.M)
@@ -95,7 +95,7 @@ def test_train_and_generate_on_features(demo_bin, tmp_path):
                "--max-update", "3", "--save-dir", save)
     gen = run_script("fairseq-generate", features_dir, "--user-dir", "slt_plugins", "--task", "sign2gloss",
                      "--input", "features", "--features", "random", "--path", save / "checkpoint_last.pt",
-                     "--gen-subset", "dev", "--beam", "1", "--scoring", "wer").stdout
+                     "--gen-subset", "dev", "--beam", "1", "--num-workers", "0", "--scoring", "wer").stdout
     assert len(re.findall(r"^D-\d+\t", gen, flags=re.M)) == 4
 
 

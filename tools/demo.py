@@ -74,14 +74,16 @@ def main(argv=None) -> int:
         train("sign2gloss", "s2g", data, os.path.join(work, "s2g"), logs, seed)
         train("gloss2text", "g2t", data, os.path.join(work, "g2t"), logs, seed)
 
+        # generation reads in the main process (--num-workers 0): it is quick, and fairseq-generate leaves its
+        # loader's worker running at exit, where we saw a rare abort ("terminate called without an active exception")
         s2g = run("sign2gloss-test", [
             script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--task", "sign2gloss", "--crop-size",
             "64", "--path", os.path.join(work, "s2g", "checkpoint_best.pt"), "--gen-subset", "test", "--beam", "5",
-            "--batch-size", "8", "--scoring", "wer"], logs)
+            "--batch-size", "8", "--num-workers", "0", "--scoring", "wer"], logs)
         g2t = run("gloss2text-test", [
             script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--task", "gloss2text",
             "--path", os.path.join(work, "g2t", "checkpoint_best.pt"), "--gen-subset", "test", "--beam", "5",
-            "--batch-size", "32", "--scoring", "sacrebleu"], logs)
+            "--batch-size", "32", "--num-workers", "0", "--scoring", "sacrebleu"], logs)
     except StepFailed as e:
         print(f"[demo] {e}", file=sys.stderr)
         return 1
