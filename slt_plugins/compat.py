@@ -34,13 +34,9 @@ def _checkpoint_safe_globals():
     types += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     try:  # numpy scalars and arrays are reconstructed through these
         from numpy._core.multiarray import _reconstruct, scalar
-
-        types += [_reconstruct, scalar]
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
-
-        types += [_reconstruct, scalar]
-    return types
+    return types + [_reconstruct, scalar]
 
 
 def batch_by_size(indices, num_tokens_fn, max_tokens=None, max_sentences=None, required_batch_size_multiple=1,
