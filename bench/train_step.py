@@ -16,7 +16,6 @@ import resource
 import sys
 import tempfile
 import time
-from argparse import Namespace
 
 import numpy as np
 import torch

@@ -14,7 +14,6 @@ import re
 import shutil
 import sys
 import time
-from collections import Counter
 from contextlib import contextmanager
 from typing import Dict, Iterable, List, Optional, Tuple
 

@@ -10,7 +10,7 @@ import os
 import pickle
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Iterator, List, Optional, Union
 
 
 @dataclass
@@ -166,15 +166,15 @@ def read_tsv(manifest: str, split: Optional[str] = None) -> Iterator[Record]:
         if missing:
             raise CorpusError(f"{manifest}, row 1: header lacks {', '.join(missing)}; "
                               f"expected the columns {' '.join(TSV_COLUMNS)} [split]")
-        column: Callable[[List[str], str], str] = lambda row, name: row[header.index(name)]
+        index = {name: i for i, name in enumerate(header)}
         for row_no, row in enumerate(reader, start=2):
             origin = f"{manifest}, row {row_no}"
             if len(row) != len(header):
                 yield InvalidRow(origin, row[0] if row else "", f"{len(row)} fields, expected {len(header)} "
                                  "separated by tabs")
                 continue
-            video = column(row, "video").strip()
-            row_split = split or (column(row, "split").strip() if "split" in header else "") or "train"
-            yield _check(Utterance(row_split, column(row, "id").strip(), column(row, "signer").strip(),
-                                   _clean(column(row, "gloss")), _clean(column(row, "text")),
+            video = row[index["video"]].strip()
+            row_split = split or (row[index["split"]].strip() if "split" in index else "") or "train"
+            yield _check(Utterance(row_split, row[index["id"]].strip(), row[index["signer"]].strip(),
+                                   _clean(row[index["gloss"]]), _clean(row[index["text"]]),
                                    os.path.join(root, video) if video else None, origin))
