@@ -236,3 +236,14 @@ def test_killed_run_keeps_the_earlier_output_and_a_rerun_succeeds(tmp_path):
     binarise("phoenix-2014t", "--annotations", ann, "--frames", frames, "--out", out, "--frame-size", "20")
     assert read_manifest(out / "train.tsv")[0].n_frames == 40
     assert not staging.exists()  # the killed run's leftovers are cleaned up
+
+
+def test_tsv_row_without_a_video_among_rows_with_one(tmp_path):
+    write_frames(tmp_path / "clips" / "a", 4)
+    (tmp_path / "c.tsv").write_text("id\tvideo\tgloss\ttext\tsigner\n"
+                                    "a\tclips/a\tA\ta\tS\n"
+                                    "b\t\tB\tb\tS\n")
+    proc = binarise("tsv", "--manifest", tmp_path / "c.tsv", "--out", tmp_path / "o", check=False)
+    assert proc.returncode == 2 and "c.tsv, row 3: no video or frame folder given" in proc.stderr
+    binarise("tsv", "--manifest", tmp_path / "c.tsv", "--out", tmp_path / "o", "--skip-invalid")
+    assert [r.id for r in read_manifest(tmp_path / "o" / "train.tsv")] == ["a"]

@@ -7,10 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from fairseq.data.data_utils import lengths_to_padding_mask
 
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore, LmdbWriter, StoreError
 from slt_plugins.data.manifest import ManifestRow
-from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, lengths_to_padding_mask
+from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset
 from slt_plugins.data.video_transforms import ClipTransform, ClipTransformConfig, item_rng, round_up
 
 H, W, CROP = 40, 48, 32

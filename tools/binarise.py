@@ -70,8 +70,10 @@ def contexts(ids: List[str]) -> Dict[str, str]:
 
 # --- frames ------------------------------------------------------------------------------------------------------
 
-def _encode_clip(job: Tuple[str, Optional[int], int]) -> Tuple[Optional[bytes], int, str]:
+def _encode_clip(job: Tuple[Optional[str], Optional[int], int]) -> Tuple[Optional[bytes], int, str]:
     source, shorter_side, quality = job
+    if source is None:  # a TSV row without a video among rows with one
+        return None, 0, "no video or frame folder given, while other rows have one"
     try:
         jpegs = [encode_jpeg(frame, quality) for frame in iter_clip_frames(source, shorter_side)]
     except ClipReadError as e:
@@ -265,13 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.format == "phoenix-2014t":
-        records, source = read_phoenix(args.annotations, args.frames), vars(args)
-    elif args.format == "csl-daily":
-        records, source = read_csl_daily(args.annotations, args.frames), vars(args)
+    if args.format == "tsv":
+        records = _tsv_records(args.manifest)
     else:
-        records, source = _tsv_records(args.manifest), vars(args)
-    source = {k: v for k, v in source.items() if k in ("format", "annotations", "frames", "manifest")}
+        read = read_phoenix if args.format == "phoenix-2014t" else read_csl_daily
+        records = read(args.annotations, args.frames)
+    source = {k: v for k, v in vars(args).items() if k in ("format", "annotations", "frames", "manifest")}
     try:
         meta = binarise(records, args.out, source=source, language=args.language, frame_size=args.frame_size,
                         jpeg_quality=args.jpeg_quality, workers=args.workers, text_vocab_size=args.text_vocab_size,

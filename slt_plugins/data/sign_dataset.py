@@ -9,7 +9,7 @@ A batch is a dict in fairseq's layout::
                   (+ "prev_output_tokens": B×L when the dataset has an ``eos_idx``)
      "target": LongTensor B×L padded with pad_idx, "target_lengths": LongTensor B}  # both None without targets
 
-Inputs are zero beyond each length; :func:`lengths_to_padding_mask` turns lengths into the mask models need.
+Inputs are zero beyond each length; models derive their padding masks from the lengths.
 Frames are channels last in memory (B×T×H×W×3 seen as B×T×3×H×W; see video_transforms.crop_resize): ``view`` may
 merge B and T, other reshapes need ``reshape``; permuted to B×3×T×H×W they are what cuDNN's channels_last_3d wants.
 ``ntokens`` is the number of target tokens, or of input steps when there are no targets.
@@ -24,7 +24,6 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
-from fairseq.data.data_utils import lengths_to_padding_mask  # noqa: F401  (re-exported for models)
 
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
 from slt_plugins.data.manifest import ManifestRow
