@@ -11,10 +11,8 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
 import sys
 import time
-from contextlib import contextmanager
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import sentencepiece as spm
@@ -25,6 +23,7 @@ from slt_plugins import __version__
 from slt_plugins.data.lmdb_store import LmdbWriter, encode_jpeg, pack_clip
 from slt_plugins.data.manifest import ManifestRow, manifest_path, write_manifest
 from slt_plugins.data.video_io import ClipReadError, iter_clip_frames
+from tools.atomic import staging
 from tools.corpora import CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv
 
 
@@ -141,40 +140,6 @@ def build_text_dictionary(texts: Iterable[str], sp: spm.SentencePieceProcessor) 
 
 
 # --- the output folder -------------------------------------------------------------------------------------------
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextmanager
-def staging(out: str):
-    """A temporary sibling of ``out`` that replaces it only when the block completes."""
-    out = os.path.abspath(out)
-    parent, name = os.path.split(out)
-    os.makedirs(parent, exist_ok=True)
-    for stale in os.listdir(parent):  # leftovers of killed runs
-        match = re.fullmatch(re.escape(name) + r"\.(?:tmp|old)-(\d+)", stale)
-        if match and not _pid_alive(int(match.group(1))):
-            shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
-    tmp, old = f"{out}.tmp-{os.getpid()}", f"{out}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if os.path.exists(out):
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
 
 def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_size: Optional[int] = 256,
              jpeg_quality: int = 90, workers: int = 1, text_vocab_size: int = 2000,

@@ -1,17 +1,33 @@
 """The gloss→text translator: fairseq's mBART (pre-norm BART) sized as mbart.cc25, or small enough for a CPU.
 
+``--pretrained-mbart FILE`` starts it from a checkpoint pruned to the dataset by ``slt-prune-mbart`` (read with
+``--vocab`` pointing at the same folder, so that row i of the embedding is token i of the dictionary).
+
 fairseq's own ``mbart_large`` arch leaves ``--encoder-normalize-before``/``--decoder-normalize-before`` off and
 relies on the fine-tuning command line to switch them on; the mbart.cc25 weights need them, so our archs set them.
 """
 
+import logging
+import os
+
+import torch
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.bart import BARTModel
 from fairseq.models.bart.model import bart_large_architecture
+
+logger = logging.getLogger(__name__)
 
 
 @register_model("mbart_translator")
 class MBartTranslator(BARTModel):
     """BART encoder-decoder that reads glosses (or, in the joint model, mapped visual features) and writes text."""
+
+    @staticmethod
+    def add_args(parser):
+        BARTModel.add_args(parser)
+        parser.add_argument("--pretrained-mbart", metavar="FILE", default=None,
+                            help="model.pt written by slt-prune-mbart: initial weights (train with --vocab set to "
+                                 "its folder)")
 
     @classmethod
     def build_model(cls, args, task):
@@ -19,6 +35,29 @@ class MBartTranslator(BARTModel):
             # separate gloss and text vocabularies (training from scratch) cannot share one embedding table
             args.share_all_embeddings = False
         return super().build_model(args, task)
+
+    def load_pretrained_mbart(self, path: str) -> None:
+        """Copy a (pruned) mBART checkpoint's weights in; every parameter must match, or the error says which."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--pretrained-mbart {path}: no such file (make it with slt-prune-mbart)")
+        state = torch.load(path, map_location="cpu")["model"]
+        rows, vocab = state["encoder.embed_tokens.weight"].shape, len(self.encoder.dictionary)
+        if rows[0] != vocab or rows[1] != self.args.encoder_embed_dim:
+            raise ValueError(f"--pretrained-mbart {path}: embedding {tuple(rows)} but the model has {vocab} tokens × "
+                             f"{self.args.encoder_embed_dim}; pass --vocab with the folder slt-prune-mbart wrote this "
+                             "file into, and the arch it was trained with (mbart_translator for mbart.cc25)")
+        self.upgrade_state_dict_named(state, "")
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a shape differs: another arch, or other --max-source/target-positions
+            raise ValueError(f"--pretrained-mbart {path} does not fit the model: {str(e).splitlines()[-1].strip()}; "
+                             "use the arch and --max-source/target-positions it was trained with") from None
+        # a shared output projection is the embedding itself, older checkpoints do not store it
+        missing = [k for k in missing if k != "decoder.output_projection.weight"]
+        if missing or unexpected:
+            raise ValueError(f"--pretrained-mbart {path} does not fit the model: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}; use the arch it was trained with")
+        logger.info(f"initialised from {path}")
 
     def upgrade_state_dict_named(self, state_dict, name):
         # BART's version reads ``args.task`` for a denoising-pretraining case; a model built from a Hydra config

@@ -1,10 +1,19 @@
 """Task ``gloss2text``: translate a gloss sequence into spoken-language text.
 
-Reads a binarised dataset (``data_bins/NAME``): the split manifests, ``dict.gloss.txt`` for the source,
-``spm.model`` and ``dict.text.txt`` for the target. Text is cut into sub-words when a split is loaded, and
+Reads a binarised dataset (``data_bins/NAME``) and one of two vocabularies:
+
+- the dataset's own (default, for training from scratch): ``dict.gloss.txt`` for the source, ``spm.model`` and
+  ``dict.text.txt`` for the target;
+- a pruned mBART's (``--vocab DIR``, written by ``slt-prune-mbart``): ``DIR/dict.txt`` for both sides, glosses as
+  whole tokens, text cut by ``DIR/sentence.bpe.model``; the model then shares one embedding table, as mBART does.
+
+Sentences carry mBART's language tokens either way: the source is ``glosses </s> [de_DGS]``, the target
+``words </s> [de_DE]``, and the decoder starts from ``[de_DE]`` (fairseq's ``translation_from_pretrained_bart``
+convention, so mbart.cc25 sees the input it was trained on). Text is cut into sub-words when a split is loaded, and
 fairseq-generate joins them back through :meth:`build_bpe`, so scores are computed on plain text.
 """
 
+import json
 import logging
 import os
 from argparse import Namespace
@@ -19,6 +28,9 @@ from omegaconf import II, MISSING
 from slt_plugins.data.manifest import manifest_path, read_manifest
 
 logger = logging.getLogger(__name__)
+
+#: default (sign, spoken) language tags by the ``language`` that slt-binarise wrote into meta.json
+LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("en_ASL", "en_XX")}
 
 
 class TextPiecesOnly:
@@ -42,53 +54,120 @@ class Gloss2TextConfig(FairseqDataclass):
         metadata={"help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt, "
                           "dict.text.txt and spm.model"},
     )
+    vocab: str = field(
+        default="",
+        metadata={"help": "folder written by slt-prune-mbart (dict.txt, sentence.bpe.model): one vocabulary for "
+                          "glosses and text, the pruned mBART's; empty: the dataset's own two"},
+    )
+    source_lang: str = field(
+        default="",
+        metadata={"help": "sign language tag, used as the source token [TAG]; empty: from the dataset's meta.json "
+                          "language (de → de_DGS, zh → zh_CSL)"},
+    )
+    target_lang: str = field(
+        default="",
+        metadata={"help": "spoken language tag, the target token [TAG] that starts decoding (de → de_DE, zh → zh_CN)"},
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
     seed: int = II("common.seed")
+
+
+def language_tags(cfg: Gloss2TextConfig) -> tuple:
+    """(source, target) language tags: the configured ones, else the pruned mBART's (``--vocab``), else those of
+    the dataset's language."""
+    def meta(folder):
+        path = os.path.join(folder, "meta.json")
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    pruned = meta(cfg.vocab) if cfg.vocab else {}
+    if "source_lang" in pruned:
+        source, target = pruned["source_lang"], pruned["target_lang"]
+    else:
+        language = meta(cfg.data).get("language")
+        source, target = LANGUAGE_TAGS.get(language, ("sign", language or "text"))
+    return cfg.source_lang or source, cfg.target_lang or target
 
 
 @register_task("gloss2text", dataclass=Gloss2TextConfig)
 class Gloss2TextTask(FairseqTask):
     cfg: Gloss2TextConfig
 
-    def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary):
+    def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
         super().__init__(cfg)
         self.gloss_dict = gloss_dict
         self.text_dict = text_dict
-        self.text_bpe = encoders.build_bpe(
-            Namespace(bpe="sentencepiece", sentencepiece_model=os.path.join(cfg.data, "spm.model"))
-        )
+        self.text_bpe = encoders.build_bpe(Namespace(bpe="sentencepiece", sentencepiece_model=spm_model))
+        source, target = language_tags(cfg)
+        if cfg.vocab:  # the pruned mBART's dictionary holds its language tokens, and the model has rows for them
+            for tag in (source, target):
+                if f"[{tag}]" not in gloss_dict:
+                    raise ValueError(f"{cfg.vocab}/dict.txt has no language token [{tag}]; pick one of its "
+                                     "languages with --source-lang/--target-lang, or prune again with that tag")
+        self.source_lang_id = gloss_dict.add_symbol(f"[{source}]")
+        self.target_lang_id = text_dict.add_symbol(f"[{target}]")
 
     @classmethod
     def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):
-        dicts = []
-        for name in ("dict.gloss.txt", "dict.text.txt", "spm.model"):
-            path = os.path.join(cfg.data, name)
+        if cfg.vocab:
+            names, where = ("dict.txt", "sentence.bpe.model"), f"{cfg.vocab} (made by slt-prune-mbart)"
+            paths = [os.path.join(cfg.vocab, name) for name in names]
+        else:
+            names, where = ("dict.gloss.txt", "dict.text.txt", "spm.model"), "the dataset (made by slt-binarise)"
+            paths = [os.path.join(cfg.data, name) for name in names]
+        for path in paths:
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path} is missing: binarise the dataset with slt-binarise first")
-            if name.startswith("dict."):
-                dicts.append(Dictionary.load(path))
-        logger.info(f"gloss dictionary: {len(dicts[0])} types; text dictionary: {len(dicts[1])} types")
-        return cls(cfg, *dicts)
+                raise FileNotFoundError(f"{path} is missing from {where}")
+        if cfg.vocab:
+            joint = Dictionary.load(paths[0])
+            logger.info(f"joint gloss and text dictionary ({cfg.vocab}): {len(joint)} types")
+            return cls(cfg, joint, joint, paths[1])
+        gloss_dict, text_dict = Dictionary.load(paths[0]), Dictionary.load(paths[1])
+        logger.info(f"gloss dictionary: {len(gloss_dict)} types; text dictionary: {len(text_dict)} types")
+        return cls(cfg, gloss_dict, text_dict, paths[2])
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         rows = read_manifest(manifest_path(self.cfg.data, split))
-        src = [self.gloss_dict.encode_line(r.gloss, add_if_not_exist=False).long() for r in rows]
+        src = [self.encode_glosses(r.gloss) for r in rows]
         tgt = [self.encode_text(r.text) for r in rows]
+        unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
+        if unknown:
+            logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
         self.datasets[split] = LanguagePairDataset(
             src, torch.LongTensor([len(s) for s in src]), self.gloss_dict,
             tgt, torch.LongTensor([len(t) for t in tgt]), self.text_dict,
             left_pad_source=False,
             left_pad_target=False,
             shuffle=(split == "train"),
+            eos=self.target_lang_id,  # prev_output_tokens start with the target language token
         )
         logger.info(f"{split}: {len(rows)} utterances")
 
+    def encode_glosses(self, glosses: str) -> torch.LongTensor:
+        ids = self.gloss_dict.encode_line(glosses, add_if_not_exist=False, append_eos=True).long()
+        return torch.cat([ids, ids.new_tensor([self.source_lang_id])])
+
     def encode_text(self, text: str) -> torch.LongTensor:
-        return self.text_dict.encode_line(self.text_bpe.encode(text), add_if_not_exist=False).long()
+        ids = self.text_dict.encode_line(self.text_bpe.encode(text), add_if_not_exist=False, append_eos=True).long()
+        return torch.cat([ids, ids.new_tensor([self.target_lang_id])])
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        pretrained = getattr(cfg, "pretrained_mbart", None)
+        if pretrained and not from_checkpoint:  # a trained checkpoint brings its own weights
+            model.load_pretrained_mbart(pretrained)
+        return model
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        """fairseq's beam search, ending a hypothesis at the target language token that closes every target."""
+        extra_gen_cls_kwargs = dict(extra_gen_cls_kwargs or {}, eos=self.target_lang_id)
+        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, **kwargs)
 
     def build_bpe(self, args):
-        """The dataset's sentencepiece model, unless the command line names another ``--bpe``."""
+        """The vocabulary's sentencepiece model, unless the command line names another ``--bpe``."""
         if args is not None and getattr(args, "_name", None):
             return super().build_bpe(args)
         return TextPiecesOnly(self.text_bpe)

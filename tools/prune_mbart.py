@@ -1,0 +1,193 @@
+"""slt-prune-mbart: cut fairseq's mbart.cc25 release down to the vocabulary of one binarised dataset.
+
+mbart.cc25 carries 250,027 embedding rows (``dict.txt``, then 25 ``[xx_XX]`` language tokens and ``<mask>``, the
+order fairseq's ``translation_from_pretrained_bart`` task adds them in). A sign language corpus uses a few thousand:
+keeping only those makes the model ~1 GiB smaller and its softmax two orders of magnitude cheaper (DESIGN.md §3).
+
+Kept, in this order: the four special symbols; every sub-word of mBART's ``sentence.bpe.model`` that occurs in the
+dataset's texts or (lower-cased) glosses, in their old order; the checkpoint's language tokens; the source language
+token (``[de_DGS]``, new: it starts as a copy of the target language's row); ``<mask>``; then one token per gloss,
+whose embedding starts as the mean of the rows of the gloss's sub-words. Every tensor whose first dimension is the
+vocabulary (embeddings, output projection) is cut the same way.
+
+Writes to ``--out`` (atomically): ``model.pt`` (the checkpoint, rows pruned), ``dict.txt`` (the pruned dictionary,
+language tokens and glosses included: ``Dictionary.load`` gives the model's vocabulary as is),
+``sentence.bpe.model`` (copied), ``id_map.tsv`` (new id, old id or ``-`` for new rows, token, and the old ids a new
+row was initialised from) and ``meta.json``. Train with ``--task gloss2text --vocab OUT
+--pretrained-mbart OUT/model.pt``.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import sentencepiece as spm
+import torch
+
+import slt_plugins  # noqa: F401  (allow-lists the checkpoint's argparse.Namespace for torch.load)
+from fairseq.data import Dictionary
+from slt_plugins import __version__
+from slt_plugins.data.manifest import read_manifest
+from tools.atomic import staging
+
+#: mbart.cc25's languages, in the order their tokens follow dict.txt in the checkpoint
+CC25_LANGS = ("ar_AR,cs_CZ,de_DE,en_XX,es_XX,et_EE,fi_FI,fr_XX,gu_IN,hi_IN,it_IT,ja_XX,kk_KZ,ko_KR,lt_LT,lv_LV,"
+              "my_MM,ne_NP,nl_XX,ro_RO,ru_RU,si_LK,tr_TR,vi_VN,zh_CN").split(",")
+EMBEDDING = "encoder.embed_tokens.weight"
+
+
+class PruneError(ValueError):
+    """Stops the run with one line naming the file and the fix."""
+
+
+def lang_token(lang: str) -> str:
+    return f"[{lang}]"
+
+
+def load_mbart_dictionary(path: str, langs: Sequence[str]) -> Dictionary:
+    """``dict.txt`` plus the language tokens and ``<mask>``, as fairseq's mBART fine-tuning task builds it."""
+    d = Dictionary.load(path)
+    for lang in langs:
+        d.add_symbol(lang_token(lang))
+    d.add_symbol("<mask>")
+    return d
+
+
+def dataset_sentences(data: str) -> Dict[str, List[str]]:
+    """Texts and glosses of every split manifest in ``data`` (split names as binarise wrote them)."""
+    texts, glosses = [], []
+    splits = sorted(f[:-4] for f in os.listdir(data) if f.endswith(".tsv") and f != "skipped.tsv")
+    if not splits:
+        raise PruneError(f"{data}: no split manifest (<split>.tsv); binarise the dataset with slt-binarise first")
+    for split in splits:
+        for row in read_manifest(os.path.join(data, f"{split}.tsv")):
+            texts.append(row.text)
+            glosses.extend(row.gloss.split())
+    return {"splits": splits, "texts": texts, "glosses": sorted(set(glosses))}
+
+
+def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang: str,
+          langs: Sequence[str] = CC25_LANGS, lowercase_glosses: bool = True) -> dict:
+    started = time.time()
+    paths = {name: os.path.join(mbart_dir, name) for name in ("model.pt", "dict.txt", "sentence.bpe.model")}
+    for path in paths.values():
+        if not os.path.isfile(path):
+            raise PruneError(f"{path} is missing: --mbart-dir must hold fairseq's mbart.cc25 release "
+                             "(model.pt, dict.txt, sentence.bpe.model)")
+    old = load_mbart_dictionary(paths["dict.txt"], langs)
+    try:
+        checkpoint = torch.load(paths["model.pt"], map_location="cpu")
+    except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
+        raise PruneError(f"{paths['model.pt']} cannot be read as a checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); download mbart.cc25 again") from e
+    state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not state or EMBEDDING not in state:
+        raise PruneError(f"{paths['model.pt']}: not a fairseq BART/mBART checkpoint (no model.{EMBEDDING})")
+    rows = state[EMBEDDING].size(0)
+    if rows == len(old) - 1:  # a checkpoint saved without the <mask> row
+        old.symbols.pop(), old.count.pop(), old.indices.pop("<mask>")
+    if rows != len(old):
+        raise PruneError(f"{paths['model.pt']} has {rows} embedding rows but {paths['dict.txt']} with "
+                         f"{len(langs)} language tokens and <mask> gives {len(old)}; pass the checkpoint's languages "
+                         "with --langs")
+    if lang_token(target_lang) not in old.indices:
+        raise PruneError(f"target language {target_lang!r} is not among the checkpoint's languages "
+                         f"({', '.join(langs)}); pick one with --target-lang")
+
+    sp = spm.SentencePieceProcessor(model_file=paths["sentence.bpe.model"])
+    corpus = dataset_sentences(data)
+    gloss_text = {g: g.lower() if lowercase_glosses else g for g in corpus["glosses"]}
+    used = set()
+    for sentence in corpus["texts"] + list(gloss_text.values()):
+        used.update(old.index(p) for p in sp.encode(sentence, out_type=str))
+    used -= {old.unk()}
+    specials = {old.bos(), old.pad(), old.eos(), old.unk()}
+    lang_ids = [old.index(lang_token(lang)) for lang in langs if lang_token(lang) in old.indices]
+    pieces = sorted(i for i in used if i not in specials and i not in lang_ids and old[i] != "<mask>")
+
+    # (token, old id or None, old ids to average) for every row of the new vocabulary, in order
+    plan = [(old[i], i, [i]) for i in (old.bos(), old.pad(), old.eos(), old.unk())]
+    plan += [(old[i], i, [i]) for i in pieces + lang_ids]
+    if lang_token(source_lang) not in old.indices:
+        plan.append((lang_token(source_lang), None, [old.index(lang_token(target_lang))]))
+    if "<mask>" in old.indices:
+        plan.append(("<mask>", old.index("<mask>"), [old.index("<mask>")]))
+    taken, added_glosses = {token for token, _, _ in plan}, 0
+    for gloss in corpus["glosses"]:
+        if gloss in taken:  # a gloss spelt like a kept sub-word shares its row
+            continue
+        parts = [old.index(p) for p in sp.encode(gloss_text[gloss], out_type=str)]
+        plan.append((gloss, None, [p for p in parts if p != old.unk()] or [old.unk()]))
+        taken.add(gloss)
+        added_glosses += 1
+
+    new_state, pruned_keys = {}, []
+    for key, tensor in state.items():
+        if torch.is_tensor(tensor) and tensor.dim() >= 1 and tensor.size(0) == rows:
+            new_state[key] = torch.stack([tensor[ids].float().mean(0).to(tensor.dtype) for _, _, ids in plan])
+            pruned_keys.append(key)
+        else:
+            new_state[key] = tensor
+    checkpoint["model"] = new_state
+    checkpoint.pop("last_optimizer_state", None)  # Adam moments of 250k rows: useless after pruning, and huge
+
+    new = Dictionary()  # starts with the same four specials, in the same order
+    for token, _, _ in plan[4:]:
+        new.add_symbol(token, n=1)
+    assert len(new) == len(plan), "a kept token is listed twice"
+    meta = {
+        "source": {"mbart_dir": mbart_dir, "data": data, "splits": corpus["splits"]},
+        "rows": {"before": rows, "after": len(plan), "sub_words": len(pieces), "languages": len(lang_ids),
+                 "glosses": added_glosses},
+        "source_lang": source_lang, "target_lang": target_lang, "lowercase_glosses": lowercase_glosses,
+        "pruned_tensors": pruned_keys,
+        "tool": f"fairseq-slt {__version__} slt-prune-mbart",
+    }
+    with staging(out) as tmp:
+        torch.save(checkpoint, os.path.join(tmp, "model.pt"))
+        new.save(os.path.join(tmp, "dict.txt"))
+        shutil.copyfile(paths["sentence.bpe.model"], os.path.join(tmp, "sentence.bpe.model"))
+        with open(os.path.join(tmp, "id_map.tsv"), "w", encoding="utf-8") as f:
+            f.write("new_id\told_id\ttoken\tinitialised_from\n")
+            for new_id, (token, old_id, ids) in enumerate(plan):
+                f.write(f"{new_id}\t{'-' if old_id is None else old_id}\t{token}\t{','.join(map(str, ids))}\n")
+        meta["seconds"] = round(time.time() - started, 1)
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False)
+    return meta
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="slt-prune-mbart", description=__doc__.split("\n\n")[0])
+    p.add_argument("--mbart-dir", required=True, help="folder of mbart.cc25: model.pt, dict.txt, sentence.bpe.model")
+    p.add_argument("--data", required=True, help="binarised dataset (data_bins/NAME) whose vocabulary to keep")
+    p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME/mbart")
+    p.add_argument("--source-lang", default="de_DGS", help="sign language tag, added as [TAG] (default de_DGS)")
+    p.add_argument("--target-lang", default="de_DE", help="spoken language, one of the checkpoint's (default de_DE)")
+    p.add_argument("--langs", default=",".join(CC25_LANGS),
+                   help="the checkpoint's languages, comma-separated, in order (default: mbart.cc25's 25)")
+    p.add_argument("--keep-gloss-case", action="store_true",
+                   help="split glosses into sub-words as written (default: lower-cased, like the text)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        meta = prune(args.mbart_dir, args.data, args.out, source_lang=args.source_lang, target_lang=args.target_lang,
+                     langs=[x for x in args.langs.split(",") if x], lowercase_glosses=not args.keep_gloss_case)
+    except PruneError as e:
+        print(f"slt-prune-mbart: error: {e}", file=sys.stderr)
+        return 2
+    r = meta["rows"]
+    print(f"{args.out}: {r['before']} → {r['after']} rows ({r['sub_words']} sub-words, {r['languages']} languages, "
+          f"{r['glosses']} glosses); pruned {', '.join(meta['pruned_tensors'])}; {meta['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
