@@ -47,10 +47,16 @@ def test_train_then_generate_loads_the_checkpoint(tmp_path):
     train = run_script(
         "fairseq-train", data, "--user-dir", "slt_plugins", "--task", "gloss2text", "--arch", "mbart_translator_tiny",
         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--optimizer", "adam", "--lr",
-        "3e-3", "--batch-size", "16", "--max-epoch", "6", "--valid-subset", "dev", "--save-dir", save,
-        "--no-progress-bar", "--num-workers", "0", "--seed", "1", "--no-epoch-checkpoints").stdout
+        "3e-3", "--batch-size", "16", "--max-epoch", "12", "--valid-subset", "dev", "--save-dir", save,
+        "--no-progress-bar", "--num-workers", "0", "--seed", "1", "--no-epoch-checkpoints",
+        "--eval-bleu", "--eval-bleu-args", '{"beam": 2}', "--best-checkpoint-metric", "bleu",
+        "--maximize-best-checkpoint-metric").stdout
     valid_losses = [float(x) for x in re.findall(r"valid on 'dev' subset \| loss ([\d.]+)", train)]
-    assert len(valid_losses) == 6 and valid_losses[-1] < valid_losses[0] - 0.5, valid_losses
+    assert len(valid_losses) == 12 and valid_losses[-1] < valid_losses[0] - 0.5, valid_losses
+    # validation BLEU decodes the dev set each epoch; the toy task is learnt within 12 epochs
+    bleus = [float(x) for x in re.findall(r"valid on 'dev' subset .*\| bleu ([\d.]+)", train)]
+    assert len(bleus) == 12 and max(bleus) > 30 and max(bleus) > bleus[0], bleus
+    assert re.search(r"best_bleu [\d.]+", train)
 
     # torch >= 2.6 loads with weights_only=True: this only works because slt_plugins allow-lists fairseq's types
     gen = run_script(

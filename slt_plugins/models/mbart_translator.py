@@ -36,6 +36,11 @@ class MBartTranslator(BARTModel):
             args.share_all_embeddings = False
         return super().build_model(args, task)
 
+    def set_beam_size(self, beam):
+        """Keep fairseq's plain reordering of encoder outputs in beam search. BART's "beamable" shortcut stays set in
+        the layers after a search, so the next training batch (validation BLEU decodes between them) was folded as
+        if it were beams; the shortcut saves little at these sentence lengths."""
+
     def load_pretrained_mbart(self, path: str) -> None:
         """Copy a (pruned) mBART checkpoint's weights in; every parameter must match, or the error says which."""
         if not os.path.isfile(path):

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 
 import torch
 from fairseq.data import Dictionary, LanguagePairDataset, encoders
-from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConfig
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TextPiecesOnly:
 
 
 @dataclass
-class Gloss2TextConfig(FairseqDataclass):
+class Gloss2TextConfig(ValidationBleuConfig):
     data: str = field(
         default=MISSING,
         metadata={"help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt, "
@@ -93,7 +93,7 @@ def language_tags(cfg: Gloss2TextConfig) -> tuple:
 
 
 @register_task("gloss2text", dataclass=Gloss2TextConfig)
-class Gloss2TextTask(FairseqTask):
+class Gloss2TextTask(ValidationBleu, FairseqTask):
     cfg: Gloss2TextConfig
 
     def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
@@ -159,6 +159,7 @@ class Gloss2TextTask(FairseqTask):
         pretrained = getattr(cfg, "pretrained_mbart", None)
         if pretrained and not from_checkpoint:  # a trained checkpoint brings its own weights
             model.load_pretrained_mbart(pretrained)
+        self.setup_validation_bleu(model)
         return model
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
