@@ -82,3 +82,18 @@ def test_hydra_config_trains_and_its_checkpoint_decodes(tmp_path):
     gen = run_script("fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "gloss2text", "--path",
                      save / "checkpoint_best.pt", "--gen-subset", "dev", "--beam", "2", "--num-workers", "0").stdout
     assert len(re.findall(r"^D-\d+\t", gen, flags=re.M)) == 5
+
+
+def test_from_scratch_phoenix_config_trains_and_selects_on_bleu(tmp_path):
+    """configs/phoenix-2014t/g2t_scratch.yaml (the bench's recipe) with its layers shrunk for a test."""
+    write_toy_corpus(tmp_path / "corpus.tsv", n_train=32, n_dev=5)
+    data, save = tmp_path / "bin", tmp_path / "ckpt"
+    run_script("slt-binarise", "tsv", "--manifest", tmp_path / "corpus.tsv", "--out", data, "--text-vocab-size", "40")
+    shrink = [f"model.{side}_{k}={v}" for side in ("encoder", "decoder")
+              for k, v in (("layers", 1), ("embed_dim", 32), ("ffn_embed_dim", 64), ("attention_heads", 2))]
+    run_script("fairseq-hydra-train", "--config-dir", "configs/phoenix-2014t", "--config-name", "g2t_scratch",
+               f"task.data={data}", f"checkpoint.save_dir={save}", "optimization.max_epoch=3",
+               "optimization.max_update=6", "lr_scheduler.warmup_updates=2", *shrink)
+    log = (save / "hydra_train.log").read_text()
+    assert len(re.findall(r"valid on 'dev' subset .*\| bleu [\d.]+", log)) == 3
+    assert re.search(r"best_bleu [\d.]+", log) and (save / "checkpoint_best.pt").is_file()

@@ -131,3 +131,20 @@ def test_a_checkpoint_of_another_vocabulary_is_refused_by_name(pruned):
         "mbart_translator_tiny", "--pretrained-mbart", pruned.out / "model.pt", "--optimizer", "adam", "--lr", "1e-3",
         "--batch-size", "8", "--max-epoch", "1", "--save-dir", pruned.tmp / "x", "--valid-subset", "dev", check=False).stderr
     assert "--pretrained-mbart" in err and "pass --vocab" in err
+
+
+def test_paper_config_fine_tunes_the_pruned_mbart(pruned):
+    """configs/phoenix-2014t/g2t.yaml as written (vocab and weights found beside the data), at the tiny size."""
+    data = pruned.tmp / "bin_with_mbart"
+    if not data.exists():
+        import shutil
+
+        shutil.copytree(pruned.data, data)
+        shutil.copytree(pruned.out, data / "mbart")
+    save = pruned.tmp / "paper"
+    train = run_script("fairseq-hydra-train", "--config-dir", "configs/phoenix-2014t", "--config-name", "g2t",
+                       f"task.data={data}", f"checkpoint.save_dir={save}", "model._name=mbart_translator_tiny",
+                       "optimization.max_epoch=2", "optimization.max_update=20", "optimization.lr=[0.001]")
+    log = (save / "hydra_train.log").read_text()
+    assert "initialised from" in log and re.search(r"valid on 'dev' subset .*\| bleu [\d.]+", log), train.stdout[-2000:]
+    assert (save / "checkpoint_best.pt").is_file()

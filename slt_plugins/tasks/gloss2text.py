@@ -68,6 +68,11 @@ class Gloss2TextConfig(ValidationBleuConfig):
         default="",
         metadata={"help": "spoken language tag, the target token [TAG] that starts decoding (de → de_DE, zh → zh_CN)"},
     )
+    gloss_dropout: float = field(
+        default=0.0,
+        metadata={"help": "in training, replace each gloss by <unk> with this probability (source word dropout, "
+                          "a regulariser for small corpora: Sennrich & Zhang 2019)"},
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
     seed: int = II("common.seed")
@@ -153,6 +158,20 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
     def encode_text(self, text: str) -> torch.LongTensor:
         ids = self.text_dict.encode_line(self.text_bpe.encode(text), add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.target_lang_id])])
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self.cfg.gloss_dropout > 0:
+            sample = self.drop_glosses(sample)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def drop_glosses(self, sample):
+        """A copy of the batch with glosses (not </s>, the language token or padding) replaced by <unk>."""
+        tokens = sample["net_input"]["src_tokens"]
+        d = self.gloss_dict
+        droppable = (tokens != d.pad()) & (tokens != d.eos()) & (tokens != self.source_lang_id)
+        drop = droppable & (torch.rand(tokens.shape, device=tokens.device) < self.cfg.gloss_dropout)
+        net_input = dict(sample["net_input"], src_tokens=tokens.masked_fill(drop, d.unk()))
+        return dict(sample, net_input=net_input)
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)

@@ -78,8 +78,6 @@ class ValidationBleu:
             return sum(float(log.get(key, 0)) for log in logging_outputs)
 
         totals = [total(f"_bleu_totals_{i}") for i in range(ORDER)]
-        if max(totals) == 0:
-            return
         metrics.log_scalar("_bleu_counts", np.array([total(f"_bleu_counts_{i}") for i in range(ORDER)]))
         metrics.log_scalar("_bleu_totals", np.array(totals))
         metrics.log_scalar("_bleu_sys_len", total("_bleu_sys_len"))
@@ -90,6 +88,8 @@ class ValidationBleu:
 def _bleu_from_meters(meters) -> float:
     from sacrebleu.metrics import BLEU
 
+    if meters["_bleu_totals"].sum.max() == 0:  # nothing but empty hypotheses (the best-checkpoint logic needs a value)
+        return 0.0
     bleu = BLEU.compute_bleu(
         correct=[int(x) for x in meters["_bleu_counts"].sum], total=[int(x) for x in meters["_bleu_totals"].sum],
         sys_len=int(meters["_bleu_sys_len"].sum), ref_len=int(meters["_bleu_ref_len"].sum), smooth_method="exp",

@@ -1,0 +1,183 @@
+"""Benchmark: Gloss2Text on Phoenix-2014T from scratch — our recipe against a plain fairseq transformer.
+
+Both systems train on the same split (train, 7096 sentences), with the same wall-clock budget on the same cores,
+decode dev with the same beam, and are scored by the same code (``slt-score``: sacrebleu BLEU under 13a and
+'none', ROUGE-L). Both keep the checkpoint with the best greedy dev BLEU (``--eval-bleu``).
+
+- ours: ``configs/phoenix-2014t/g2t_scratch.yaml`` through fairseq-hydra-train (task ``gloss2text``, arch
+  ``mbart_translator``, language tokens, the recipe that config documents);
+- baseline: what a user without this toolkit would run — ``fairseq-preprocess`` on the same glosses and the same
+  sentencepiece text, then fairseq's ``translation`` task with its ``transformer`` arch at 3+3 layers × 256
+  (the size of the plain baseline in issue 5), fairseq's IWSLT recipe otherwise (dropout 0.3, label smoothing 0.1,
+  Adam (0.9, 0.98), inverse-sqrt schedule, weight decay 1e-4) with lr 1e-3 and warm-up 1000 scaled to this corpus.
+
+The figure is BLEU-4 on dev (the shared data has no test split), printed for both with the difference and the
+ratio. Outputs, logs and checkpoints stay in ``--work``.
+
+    python bench/g2t_phoenix.py [--minutes 60] [--threads 2] [--parallel] [--epochs N] [--systems ours baseline]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, REPO)
+
+BASELINE_ARGS = [
+    "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
+    "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "1024", "--decoder-ffn-embed-dim", "1024",
+    "--encoder-attention-heads", "4", "--decoder-attention-heads", "4", "--share-decoder-input-output-embed",
+    "--dropout", "0.3", "--attention-dropout", "0.1", "--activation-dropout", "0.1",
+    "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
+    "--warmup-updates", "1000", "--weight-decay", "0.0001", "--clip-norm", "1.0", "--batch-size", "32",
+]
+
+
+def run(cmd, log, threads, cwd=REPO):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(log, "w") as f:
+        proc = subprocess.run([str(c) for c in cmd], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        tail = open(log).read()[-3000:]
+        raise SystemExit(f"{' '.join(map(str, cmd[:3]))} … failed (exit {proc.returncode}); {log}:\n{tail}")
+
+
+def training_summary(log: str) -> dict:
+    text = open(log).read()
+    epochs = re.findall(r"epoch (\d+) \| valid on", text)
+    updates = re.findall(r"num_updates (\d+)", text)
+    seconds = re.findall(r"done training in ([\d.]+) seconds", text)
+    bleus = [float(x) for x in re.findall(r"valid on '\w+' subset .*?\| bleu ([\d.]+)", text)]
+    return {"epochs": int(epochs[-1]) if epochs else 0, "updates": int(updates[-1]) if updates else 0,
+            "train_minutes": round(float(seconds[-1]) / 60, 1) if seconds else None,
+            "best_greedy_dev_bleu": max(bleus) if bleus else None}
+
+
+def score(gen_out: str) -> dict:
+    out = subprocess.run([os.path.join(BIN, "slt-score"), gen_out, "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout)
+
+
+def train_ours(args, work):
+    from slt_plugins.data.manifest import read_manifest
+
+    save = os.path.join(work, "ours")
+    os.makedirs(save, exist_ok=True)
+    overrides = []
+    if args.epochs:  # the schedule decays to zero at max_update: move both
+        batches = -(-len(read_manifest(os.path.join(args.data, "train.tsv"))) // 32)
+        overrides = [f"optimization.max_epoch={args.epochs}", f"optimization.max_update={args.epochs * batches}"]
+    run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", "configs/phoenix-2014t",
+         "--config-name", "g2t_scratch", f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}",
+         f"optimization.stop_time_hours={args.minutes / 60}", *overrides, *args.set],
+        os.path.join(save, "train.log"), args.threads)
+    gen = os.path.join(save, "dev.gen")
+    run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
+         "--path", os.path.join(save, "checkpoint_best.pt"), "--gen-subset", "dev", "--beam", str(args.beam),
+         "--batch-size", "64", "--num-workers", "0"], gen, args.threads)
+    return save, gen
+
+
+def train_baseline(args, work):
+    import sentencepiece as spm
+
+    from slt_plugins.data.manifest import read_manifest
+
+    save = os.path.join(work, "baseline")
+    text_dir = os.path.join(save, "text")
+    os.makedirs(text_dir, exist_ok=True)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(args.data, "spm.model"))
+    for split in ("train", "dev"):
+        rows = read_manifest(os.path.join(args.data, f"{split}.tsv"))
+        with open(os.path.join(text_dir, f"{split}.gloss"), "w", encoding="utf-8") as f:
+            f.writelines(r.gloss + "\n" for r in rows)
+        with open(os.path.join(text_dir, f"{split}.text"), "w", encoding="utf-8") as f:
+            f.writelines(" ".join(sp.encode(r.text, out_type=str)) + "\n" for r in rows)
+    binarised = os.path.join(save, "bin")
+    shutil.rmtree(binarised, ignore_errors=True)
+    run([os.path.join(BIN, "fairseq-preprocess"), "--source-lang", "gloss", "--target-lang", "text", "--trainpref",
+         os.path.join(text_dir, "train"), "--validpref", os.path.join(text_dir, "dev"), "--destdir", binarised,
+         "--workers", str(args.threads)], os.path.join(save, "preprocess.log"), args.threads)
+    # --user-dir slt_plugins only for its torch>=2.6 checkpoint-loading and remainder-batch fixes (see README)
+    common = ["--user-dir", "slt_plugins", "--task", "translation", "-s", "gloss", "-t", "text"]
+    run([os.path.join(BIN, "fairseq-train"), binarised, *common, *BASELINE_ARGS, "--max-epoch", str(args.max_epoch),
+         "--stop-time-hours", str(args.minutes / 60), "--save-dir", save, "--no-epoch-checkpoints",
+         "--eval-bleu", "--eval-bleu-remove-bpe", "sentencepiece", "--eval-bleu-args", '{"beam": 1}',
+         "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric", "--num-workers", "0",
+         "--seed", "1", "--log-format", "simple", "--log-interval", "100"],
+        os.path.join(save, "train.log"), args.threads)
+    gen = os.path.join(save, "dev.gen")
+    run([os.path.join(BIN, "fairseq-generate"), binarised, *common, "--path", os.path.join(save, "checkpoint_best.pt"),
+         "--gen-subset", "valid", "--beam", str(args.beam), "--batch-size", "64", "--num-workers", "0",
+         "--post-process", "sentencepiece"], gen, args.threads)
+    return save, gen
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--annotations", default=os.path.join(REPO, "..", "shared", "data", "phoenix-2014t"),
+                   help="folder with PHOENIX-2014-T.{train,dev}.corpus.csv")
+    p.add_argument("--data", default="data_bins/phoenix-2014t", help="binarised dataset (made if missing)")
+    p.add_argument("--work", default="bench/out/g2t_phoenix", help="logs, checkpoints and outputs")
+    p.add_argument("--minutes", type=float, default=60, help="training budget of each system, wall clock")
+    p.add_argument("--max-epoch", type=int, default=200, help="epoch cap of the baseline, whose schedule has no end (ours: the config's)")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="epochs of our recipe (default: the config's; fewer where the budget is shorter)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="further Hydra overrides of our recipe, e.g. task.gloss_dropout=0.1")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads of each run")
+    p.add_argument("--parallel", action="store_true",
+                   help="train the systems at the same time (give each --threads 1 on a 2-core machine)")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--systems", nargs="+", default=["ours", "baseline"], choices=["ours", "baseline"])
+    args = p.parse_args()
+    os.chdir(REPO)
+    if not os.path.isfile(os.path.join(args.data, "meta.json")):
+        run([os.path.join(BIN, "slt-binarise"), "phoenix-2014t", "--annotations", args.annotations, "--out",
+             args.data], os.path.join(args.work + ".binarise.log"), args.threads)
+    os.makedirs(args.work, exist_ok=True)
+    def one(system):
+        started = time.time()
+        save, gen = (train_ours if system == "ours" else train_baseline)(args, args.work)
+        result = {**training_summary(os.path.join(save, "train.log")), **score(gen),
+                  "total_minutes": round((time.time() - started) / 60, 1)}
+        print(f"{system}: {json.dumps(result)}", flush=True)
+        return result
+
+    if args.parallel:  # side by side, each on its own --threads cores: the same budget, half the wall time
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(args.systems)) as pool:
+            results = dict(zip(args.systems, pool.map(one, args.systems)))
+    else:
+        results = {system: one(system) for system in args.systems}
+    with open(os.path.join(args.work, "results.json"), "w") as f:
+        json.dump({"args": vars(args), "results": results}, f, indent=2)
+
+    print(f"\nGloss2Text, Phoenix-2014T dev ({args.threads} thread(s) each{', side by side' if args.parallel else ''}, "
+          f"{args.minutes:g} min of training each, "
+          f"beam {args.beam}, best greedy dev BLEU checkpoint):")
+    print(f"  {'system':9s} {'epochs':>6s} {'train min':>9s} {'BLEU-4 13a':>10s} {'BLEU-4 none':>11s} "
+          f"{'BLEU-1':>7s} {'ROUGE-L':>7s}")
+    for system, r in results.items():
+        s13, snone = r["scores"]["13a"], r["scores"]["none"]
+        print(f"  {system:9s} {r['epochs']:6d} {r['train_minutes'] or 0:9.1f} {s13['bleu4']:10.2f} "
+              f"{snone['bleu4']:11.2f} {s13['bleu1']:7.2f} {s13['rouge_l']:7.2f}")
+    if len(results) == 2:
+        ours, base = (results[s]["scores"]["13a"]["bleu4"] for s in ("ours", "baseline"))
+        print(f"  ours − baseline: {ours - base:+.2f} BLEU-4 (13a) = {ours / base:.3f}× the baseline")
+    print(f"  signature: {results[args.systems[0]]['scores']['13a']['signature']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The gloss2text task's sentence layout (mBART's language tokens) and its source word dropout."""
+
+from argparse import Namespace
+
+import pytest
+import torch
+
+import slt_plugins  # noqa: F401
+from conftest import run_script
+from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
+from test_fairseq_cli import write_toy_corpus
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("g2t")
+    write_toy_corpus(tmp / "corpus.tsv", n_train=16, n_dev=3)
+    run_script("slt-binarise", "tsv", "--manifest", tmp / "corpus.tsv", "--out", tmp / "bin", "--language", "de",
+               "--text-vocab-size", "40")
+    t = Gloss2TextTask.setup_task(Gloss2TextConfig(data=str(tmp / "bin")))
+    t.load_dataset("train")
+    return t
+
+
+def test_sentences_carry_mbart_language_tokens(task):
+    ds = task.datasets["train"]
+    item = ds[0]
+    assert task.gloss_dict[item["source"][-1]] == "[de_DGS]" and item["source"][-2] == task.gloss_dict.eos()
+    assert task.text_dict[item["target"][-1]] == "[de_DE]" and item["target"][-2] == task.text_dict.eos()
+    batch = ds.collater([ds[i] for i in range(4)])
+    # the decoder starts from the target language token, then reads the target shifted by one
+    prev = batch["net_input"]["prev_output_tokens"]
+    assert (prev[:, 0] == task.target_lang_id).all()
+    row = batch["id"].tolist().index(0)  # the collater sorts by source length
+    assert torch.equal(prev[row, 1:len(item["target"])], item["target"][:-1])
+
+
+def test_generator_stops_at_the_target_language_token(task):
+    class Model(torch.nn.Module):  # build_generator only needs something it can wrap
+        pass
+
+    generator = task.build_generator([Model()], Namespace(beam=2))
+    assert generator.eos == task.target_lang_id
+
+
+def test_gloss_dropout_replaces_only_glosses(task):
+    ds = task.datasets["train"]
+    batch = ds.collater([ds[i] for i in range(16)])
+    task.cfg.gloss_dropout = 0.5
+    torch.manual_seed(0)
+    dropped = task.drop_glosses(batch)["net_input"]["src_tokens"]
+    src = batch["net_input"]["src_tokens"]
+    changed = dropped != src
+    assert (dropped[changed] == task.gloss_dict.unk()).all()
+    keep = (src == task.gloss_dict.pad()) | (src == task.gloss_dict.eos()) | (src == task.source_lang_id)
+    assert not changed[keep].any()
+    rate = changed.sum().item() / (~keep).sum().item()
+    assert 0.3 < rate < 0.7, rate
+    assert torch.equal(batch["net_input"]["src_tokens"], src)  # the batch itself is left as it was
