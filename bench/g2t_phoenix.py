@@ -12,7 +12,8 @@ decode dev with the same beam, and are scored by the same code (``slt-score``: s
   Adam (0.9, 0.98), inverse-sqrt schedule, weight decay 1e-4) with lr 1e-3 and warm-up 1000 scaled to this corpus.
 
 The figure is BLEU-4 on dev (the shared data has no test split), printed for both with the difference and the
-ratio. Outputs, logs and checkpoints stay in ``--work``.
+ratio. For ours, the average of the last 5 epochs (``slt-average-checkpoints``) is scored as well. Outputs, logs
+and checkpoints stay in ``--work``.
 
     python bench/g2t_phoenix.py [--minutes 60] [--threads 2] [--parallel] [--epochs N] [--systems ours baseline]
 """
@@ -81,11 +82,16 @@ def train_ours(args, work):
          "--config-name", "g2t_scratch", f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}",
          f"optimization.stop_time_hours={args.minutes / 60}", *overrides, *args.set],
         os.path.join(save, "train.log"), args.threads)
-    gen = os.path.join(save, "dev.gen")
-    run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
-         "--path", os.path.join(save, "checkpoint_best.pt"), "--gen-subset", "dev", "--beam", str(args.beam),
-         "--batch-size", "64", "--num-workers", "0"], gen, args.threads)
-    return save, gen
+    gens = {}
+    for name, checkpoint in (("best", "checkpoint_best.pt"), ("avg5", "checkpoint_avg5.pt")):
+        if name == "avg5":  # the weights of the last 5 epochs, averaged
+            run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
+                 os.path.join(save, checkpoint)], os.path.join(save, "average.log"), args.threads)
+        gens[name] = os.path.join(save, f"dev.{name}.gen")
+        run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
+             "--path", os.path.join(save, checkpoint), "--gen-subset", "dev", "--beam", str(args.beam),
+             "--batch-size", "64", "--num-workers", "0"], gens[name], args.threads)
+    return save, gens
 
 
 def train_baseline(args, work):
@@ -116,11 +122,11 @@ def train_baseline(args, work):
          "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric", "--num-workers", "0",
          "--seed", "1", "--log-format", "simple", "--log-interval", "100"],
         os.path.join(save, "train.log"), args.threads)
-    gen = os.path.join(save, "dev.gen")
+    gen = os.path.join(save, "dev.best.gen")
     run([os.path.join(BIN, "fairseq-generate"), binarised, *common, "--path", os.path.join(save, "checkpoint_best.pt"),
          "--gen-subset", "valid", "--beam", str(args.beam), "--batch-size", "64", "--num-workers", "0",
          "--post-process", "sentencepiece"], gen, args.threads)
-    return save, gen
+    return save, {"best": gen}
 
 
 def main():
@@ -148,8 +154,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     def one(system):
         started = time.time()
-        save, gen = (train_ours if system == "ours" else train_baseline)(args, args.work)
-        result = {**training_summary(os.path.join(save, "train.log")), **score(gen),
+        save, gens = (train_ours if system == "ours" else train_baseline)(args, args.work)
+        result = {**training_summary(os.path.join(save, "train.log")),
+                  "checkpoints": {name: score(gen) for name, gen in gens.items()},
                   "total_minutes": round((time.time() - started) / 60, 1)}
         print(f"{system}: {json.dumps(result)}", flush=True)
         return result
@@ -167,16 +174,21 @@ def main():
     print(f"\nGloss2Text, Phoenix-2014T dev ({args.threads} thread(s) each{', side by side' if args.parallel else ''}, "
           f"{args.minutes:g} min of training each, "
           f"beam {args.beam}, best greedy dev BLEU checkpoint):")
-    print(f"  {'system':9s} {'epochs':>6s} {'train min':>9s} {'BLEU-4 13a':>10s} {'BLEU-4 none':>11s} "
+    print(f"  {'system':24s} {'epochs':>6s} {'train min':>9s} {'BLEU-4 13a':>10s} {'BLEU-4 none':>11s} "
           f"{'BLEU-1':>7s} {'ROUGE-L':>7s}")
     for system, r in results.items():
-        s13, snone = r["scores"]["13a"], r["scores"]["none"]
-        print(f"  {system:9s} {r['epochs']:6d} {r['train_minutes'] or 0:9.1f} {s13['bleu4']:10.2f} "
-              f"{snone['bleu4']:11.2f} {s13['bleu1']:7.2f} {s13['rouge_l']:7.2f}")
+        for name, scored in r["checkpoints"].items():
+            s13, snone = scored["scores"]["13a"], scored["scores"]["none"]
+            label = f"{system} ({'best dev checkpoint' if name == 'best' else 'last 5 epochs averaged'})"
+            print(f"  {label:24s} {r['epochs']:6d} {r['train_minutes'] or 0:9.1f} {s13['bleu4']:10.2f} "
+                  f"{snone['bleu4']:11.2f} {s13['bleu1']:7.2f} {s13['rouge_l']:7.2f}")
     if len(results) == 2:
-        ours, base = (results[s]["scores"]["13a"]["bleu4"] for s in ("ours", "baseline"))
-        print(f"  ours − baseline: {ours - base:+.2f} BLEU-4 (13a) = {ours / base:.3f}× the baseline")
-    print(f"  signature: {results[args.systems[0]]['scores']['13a']['signature']}")
+        base = results["baseline"]["checkpoints"]["best"]["scores"]["13a"]["bleu4"]
+        for name, scored in results["ours"]["checkpoints"].items():
+            ours = scored["scores"]["13a"]["bleu4"]
+            print(f"  ours ({name}) − baseline: {ours - base:+.2f} BLEU-4 (13a) = {ours / base:.3f}× the baseline")
+    first = next(iter(results.values()))["checkpoints"]["best"]["scores"]
+    print(f"  signatures: {first['13a']['signature']}; {first['none']['signature']}")
 
 
 if __name__ == "__main__":
