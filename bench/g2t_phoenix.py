@@ -29,6 +29,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
+CONFIGS = os.path.join(REPO, "configs", "phoenix-2014t")
 sys.path.insert(0, REPO)
 
 BASELINE_ARGS = [
@@ -63,34 +64,37 @@ def training_summary(log: str) -> dict:
 
 
 def score(gen_out: str) -> dict:
-    out = subprocess.run([os.path.join(BIN, "slt-score"), gen_out, "--json"], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout)
+    """slt-score's figures: BLEU-1..4 and ROUGE-L under sacrebleu's 13a and 'none' tokenisations."""
+    from tools.score import read_generate_output, score as scores
+
+    refs, hyps = read_generate_output(gen_out)
+    return {"sentences": len(refs), "scores": {t: scores(refs, hyps, t, lowercase=False) for t in ("13a", "none")}}
 
 
 def train_ours(args, work):
+    from omegaconf import OmegaConf
+
     from slt_plugins.data.manifest import read_manifest
 
     save = os.path.join(work, "ours")
     os.makedirs(save, exist_ok=True)
     overrides = []
     if args.epochs:  # the schedule decays to zero at max_update: move both
-        batches = -(-len(read_manifest(os.path.join(args.data, "train.tsv"))) // 32)
+        batch_size = OmegaConf.load(os.path.join(CONFIGS, "g2t_scratch.yaml")).dataset.batch_size
+        batches = -(-len(read_manifest(os.path.join(args.data, "train.tsv"))) // batch_size)
         overrides = [f"optimization.max_epoch={args.epochs}", f"optimization.max_update={args.epochs * batches}"]
-    run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", "configs/phoenix-2014t",
-         "--config-name", "g2t_scratch", f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}",
+    run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", CONFIGS, "--config-name", "g2t_scratch",
+         f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}",
          f"optimization.stop_time_hours={args.minutes / 60}", *overrides, *args.set],
         os.path.join(save, "train.log"), args.threads)
-    gens = {}
-    for name, checkpoint in (("best", "checkpoint_best.pt"), ("avg5", "checkpoint_avg5.pt")):
-        if name == "avg5":  # the weights of the last 5 epochs, averaged
-            run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
-                 os.path.join(save, checkpoint)], os.path.join(save, "average.log"), args.threads)
-        gens[name] = os.path.join(save, f"dev.{name}.gen")
+    # also scored: the weights of the last 5 epochs, averaged
+    run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
+         os.path.join(save, "checkpoint_avg5.pt")], os.path.join(save, "average.log"), args.threads)
+    gens = {name: os.path.join(save, f"dev.{name}.gen") for name in ("best", "avg5")}
+    for name, gen in gens.items():
         run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
-             "--path", os.path.join(save, checkpoint), "--gen-subset", "dev", "--beam", str(args.beam),
-             "--batch-size", "64", "--num-workers", "0"], gens[name], args.threads)
+             "--path", os.path.join(save, f"checkpoint_{name}.pt"), "--gen-subset", "dev", "--beam", str(args.beam),
+             "--batch-size", "64", "--num-workers", "0"], gen, args.threads)
     return save, gens
 
 
@@ -136,7 +140,8 @@ def main():
     p.add_argument("--data", default="data_bins/phoenix-2014t", help="binarised dataset (made if missing)")
     p.add_argument("--work", default="bench/out/g2t_phoenix", help="logs, checkpoints and outputs")
     p.add_argument("--minutes", type=float, default=60, help="training budget of each system, wall clock")
-    p.add_argument("--max-epoch", type=int, default=200, help="epoch cap of the baseline, whose schedule has no end (ours: the config's)")
+    p.add_argument("--max-epoch", type=int, default=200,
+                   help="epoch cap of the baseline, whose schedule has no end (ours: the config's)")
     p.add_argument("--epochs", type=int, default=0,
                    help="epochs of our recipe (default: the config's; fewer where the budget is shorter)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -152,6 +157,7 @@ def main():
         run([os.path.join(BIN, "slt-binarise"), "phoenix-2014t", "--annotations", args.annotations, "--out",
              args.data], os.path.join(args.work + ".binarise.log"), args.threads)
     os.makedirs(args.work, exist_ok=True)
+
     def one(system):
         started = time.time()
         save, gens = (train_ours if system == "ours" else train_baseline)(args, args.work)

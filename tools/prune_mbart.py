@@ -28,10 +28,9 @@ from typing import Dict, List, Optional, Sequence
 import sentencepiece as spm
 import torch
 
-import slt_plugins  # noqa: F401  (allow-lists the checkpoint's argparse.Namespace for torch.load)
 from fairseq.data import Dictionary
-from slt_plugins import __version__
-from slt_plugins.data.manifest import read_manifest
+from slt_plugins import __version__  # importing slt_plugins allow-lists the checkpoint's Namespace for torch.load
+from slt_plugins.data.manifest import manifest_path, read_manifest
 from tools.atomic import staging
 
 #: mbart.cc25's languages, in the order their tokens follow dict.txt in the checkpoint
@@ -48,26 +47,71 @@ def lang_token(lang: str) -> str:
     return f"[{lang}]"
 
 
-def load_mbart_dictionary(path: str, langs: Sequence[str]) -> Dictionary:
-    """``dict.txt`` plus the language tokens and ``<mask>``, as fairseq's mBART fine-tuning task builds it."""
+def load_mbart_dictionary(path: str, langs: Sequence[str], rows: int) -> Dictionary:
+    """``dict.txt`` plus the language tokens and ``<mask>``, as fairseq's mBART fine-tuning task builds it (a
+    checkpoint saved without the ``<mask>`` row, one fewer than that, gets no ``<mask>``)."""
     d = Dictionary.load(path)
     for lang in langs:
         d.add_symbol(lang_token(lang))
-    d.add_symbol("<mask>")
+    if rows != len(d):
+        d.add_symbol("<mask>")
     return d
 
 
 def dataset_sentences(data: str) -> Dict[str, List[str]]:
-    """Texts and glosses of every split manifest in ``data`` (split names as binarise wrote them)."""
-    texts, glosses = [], []
-    splits = sorted(f[:-4] for f in os.listdir(data) if f.endswith(".tsv") and f != "skipped.tsv")
-    if not splits:
-        raise PruneError(f"{data}: no split manifest (<split>.tsv); binarise the dataset with slt-binarise first")
+    """Texts and glosses of every split slt-binarise wrote (the ``splits`` of its meta.json)."""
+    meta = os.path.join(data, "meta.json")
+    if not os.path.isfile(meta):
+        raise PruneError(f"{meta} is missing; binarise the dataset with slt-binarise first")
+    with open(meta, encoding="utf-8") as f:
+        splits = sorted(json.load(f)["splits"])
+    texts, glosses = [], set()
     for split in splits:
-        for row in read_manifest(os.path.join(data, f"{split}.tsv")):
+        for row in read_manifest(manifest_path(data, split)):
             texts.append(row.text)
-            glosses.extend(row.gloss.split())
-    return {"splits": splits, "texts": texts, "glosses": sorted(set(glosses))}
+            glosses.update(row.gloss.split())
+    return {"splits": splits, "texts": texts, "glosses": sorted(glosses)}
+
+
+def vocabulary_plan(old: Dictionary, sp: spm.SentencePieceProcessor, corpus: dict, langs: Sequence[str],
+                    source_lang: str, target_lang: str, lowercase_glosses: bool):
+    """(token, old id or None, old rows to average) for every row of the pruned vocabulary, in order, and the
+    number of rows of each kind."""
+    def sub_words(sentence: str) -> List[int]:
+        return [old.index(p) for p in sp.encode(sentence, out_type=str)]
+
+    gloss_parts = {g: sub_words(g.lower() if lowercase_glosses else g) for g in corpus["glosses"]}
+    specials = [old.bos(), old.pad(), old.eos(), old.unk()]
+    used = {i for text in corpus["texts"] for i in sub_words(text)}
+    used.update(i for parts in gloss_parts.values() for i in parts)
+    pieces = sorted(used - set(specials))
+    languages = [old.index(lang_token(lang)) for lang in langs]
+    plan = [(old[i], i, [i]) for i in specials + pieces + languages]
+    if lang_token(source_lang) not in old.indices:
+        plan.append((lang_token(source_lang), None, [old.index(lang_token(target_lang))]))
+    if "<mask>" in old.indices:
+        plan.append(("<mask>", old.index("<mask>"), [old.index("<mask>")]))
+    taken, glosses = {token for token, _, _ in plan}, 0
+    for gloss, parts in gloss_parts.items():
+        if gloss not in taken:  # a gloss spelt like a kept sub-word shares its row
+            plan.append((gloss, None, [p for p in parts if p != old.unk()] or [old.unk()]))
+            glosses += 1
+    return plan, {"sub_words": len(pieces), "languages": len(languages), "glosses": glosses}
+
+
+def prune_rows(state: Dict[str, torch.Tensor], rows: int, plan) -> List[str]:
+    """Cut every vocabulary-sized tensor of ``state`` (in place) to the plan's rows; returns their names."""
+    keep = torch.tensor([ids[0] for _, _, ids in plan])
+    pruned = []
+    for key, tensor in state.items():
+        if torch.is_tensor(tensor) and tensor.dim() >= 1 and tensor.size(0) == rows:
+            new = tensor.index_select(0, keep)
+            for i, (_, old_id, ids) in enumerate(plan):
+                if old_id is None:  # a new token: the mean of the rows it was made from
+                    new[i] = tensor[ids].float().mean(0).to(tensor.dtype)
+            state[key] = new
+            pruned.append(key)
+    return pruned
 
 
 def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang: str,
@@ -78,7 +122,6 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
         if not os.path.isfile(path):
             raise PruneError(f"{path} is missing: --mbart-dir must hold fairseq's mbart.cc25 release "
                              "(model.pt, dict.txt, sentence.bpe.model)")
-    old = load_mbart_dictionary(paths["dict.txt"], langs)
     try:
         checkpoint = torch.load(paths["model.pt"], map_location="cpu")
     except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
@@ -88,8 +131,7 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
     if not state or EMBEDDING not in state:
         raise PruneError(f"{paths['model.pt']}: not a fairseq BART/mBART checkpoint (no model.{EMBEDDING})")
     rows = state[EMBEDDING].size(0)
-    if rows == len(old) - 1:  # a checkpoint saved without the <mask> row
-        old.symbols.pop(), old.count.pop(), old.indices.pop("<mask>")
+    old = load_mbart_dictionary(paths["dict.txt"], langs, rows)
     if rows != len(old):
         raise PruneError(f"{paths['model.pt']} has {rows} embedding rows but {paths['dict.txt']} with "
                          f"{len(langs)} language tokens and <mask> gives {len(old)}; pass the checkpoint's languages "
@@ -98,41 +140,10 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
         raise PruneError(f"target language {target_lang!r} is not among the checkpoint's languages "
                          f"({', '.join(langs)}); pick one with --target-lang")
 
-    sp = spm.SentencePieceProcessor(model_file=paths["sentence.bpe.model"])
     corpus = dataset_sentences(data)
-    gloss_text = {g: g.lower() if lowercase_glosses else g for g in corpus["glosses"]}
-    used = set()
-    for sentence in corpus["texts"] + list(gloss_text.values()):
-        used.update(old.index(p) for p in sp.encode(sentence, out_type=str))
-    used -= {old.unk()}
-    specials = {old.bos(), old.pad(), old.eos(), old.unk()}
-    lang_ids = [old.index(lang_token(lang)) for lang in langs if lang_token(lang) in old.indices]
-    pieces = sorted(i for i in used if i not in specials and i not in lang_ids and old[i] != "<mask>")
-
-    # (token, old id or None, old ids to average) for every row of the new vocabulary, in order
-    plan = [(old[i], i, [i]) for i in (old.bos(), old.pad(), old.eos(), old.unk())]
-    plan += [(old[i], i, [i]) for i in pieces + lang_ids]
-    if lang_token(source_lang) not in old.indices:
-        plan.append((lang_token(source_lang), None, [old.index(lang_token(target_lang))]))
-    if "<mask>" in old.indices:
-        plan.append(("<mask>", old.index("<mask>"), [old.index("<mask>")]))
-    taken, added_glosses = {token for token, _, _ in plan}, 0
-    for gloss in corpus["glosses"]:
-        if gloss in taken:  # a gloss spelt like a kept sub-word shares its row
-            continue
-        parts = [old.index(p) for p in sp.encode(gloss_text[gloss], out_type=str)]
-        plan.append((gloss, None, [p for p in parts if p != old.unk()] or [old.unk()]))
-        taken.add(gloss)
-        added_glosses += 1
-
-    new_state, pruned_keys = {}, []
-    for key, tensor in state.items():
-        if torch.is_tensor(tensor) and tensor.dim() >= 1 and tensor.size(0) == rows:
-            new_state[key] = torch.stack([tensor[ids].float().mean(0).to(tensor.dtype) for _, _, ids in plan])
-            pruned_keys.append(key)
-        else:
-            new_state[key] = tensor
-    checkpoint["model"] = new_state
+    sp = spm.SentencePieceProcessor(model_file=paths["sentence.bpe.model"])
+    plan, counts = vocabulary_plan(old, sp, corpus, langs, source_lang, target_lang, lowercase_glosses)
+    pruned_keys = prune_rows(state, rows, plan)
     checkpoint.pop("last_optimizer_state", None)  # Adam moments of 250k rows: useless after pruning, and huge
 
     new = Dictionary()  # starts with the same four specials, in the same order
@@ -141,8 +152,7 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
     assert len(new) == len(plan), "a kept token is listed twice"
     meta = {
         "source": {"mbart_dir": mbart_dir, "data": data, "splits": corpus["splits"]},
-        "rows": {"before": rows, "after": len(plan), "sub_words": len(pieces), "languages": len(lang_ids),
-                 "glosses": added_glosses},
+        "rows": {"before": rows, "after": len(plan), **counts},
         "source_lang": source_lang, "target_lang": target_lang, "lowercase_glosses": lowercase_glosses,
         "pruned_tensors": pruned_keys,
         "tool": f"fairseq-slt {__version__} slt-prune-mbart",

@@ -118,21 +118,18 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
     @classmethod
     def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):
         if cfg.vocab:
-            names, where = ("dict.txt", "sentence.bpe.model"), f"{cfg.vocab} (made by slt-prune-mbart)"
-            paths = [os.path.join(cfg.vocab, name) for name in names]
+            folder, names, maker = cfg.vocab, ("dict.txt", "dict.txt", "sentence.bpe.model"), "slt-prune-mbart"
         else:
-            names, where = ("dict.gloss.txt", "dict.text.txt", "spm.model"), "the dataset (made by slt-binarise)"
-            paths = [os.path.join(cfg.data, name) for name in names]
-        for path in paths:
+            folder, names, maker = cfg.data, ("dict.gloss.txt", "dict.text.txt", "spm.model"), "slt-binarise"
+        gloss_path, text_path, spm_model = (os.path.join(folder, name) for name in names)
+        for path in (gloss_path, text_path, spm_model):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path} is missing from {where}")
-        if cfg.vocab:
-            joint = Dictionary.load(paths[0])
-            logger.info(f"joint gloss and text dictionary ({cfg.vocab}): {len(joint)} types")
-            return cls(cfg, joint, joint, paths[1])
-        gloss_dict, text_dict = Dictionary.load(paths[0]), Dictionary.load(paths[1])
-        logger.info(f"gloss dictionary: {len(gloss_dict)} types; text dictionary: {len(text_dict)} types")
-        return cls(cfg, gloss_dict, text_dict, paths[2])
+                raise FileNotFoundError(f"{path} is missing from {folder} (made by {maker})")
+        gloss_dict = Dictionary.load(gloss_path)
+        text_dict = gloss_dict if cfg.vocab else Dictionary.load(text_path)  # one table for both sides
+        logger.info(f"gloss dictionary: {len(gloss_dict)} types; text dictionary: {len(text_dict)} types"
+                    + (f" (the same, from {cfg.vocab})" if cfg.vocab else ""))
+        return cls(cfg, gloss_dict, text_dict, spm_model)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         rows = read_manifest(manifest_path(self.cfg.data, split))

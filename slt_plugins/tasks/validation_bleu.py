@@ -77,9 +77,8 @@ class ValidationBleu:
         def total(key):
             return sum(float(log.get(key, 0)) for log in logging_outputs)
 
-        totals = [total(f"_bleu_totals_{i}") for i in range(ORDER)]
-        metrics.log_scalar("_bleu_counts", np.array([total(f"_bleu_counts_{i}") for i in range(ORDER)]))
-        metrics.log_scalar("_bleu_totals", np.array(totals))
+        for name in ("counts", "totals"):
+            metrics.log_scalar(f"_bleu_{name}", np.array([total(f"_bleu_{name}_{i}") for i in range(ORDER)]))
         metrics.log_scalar("_bleu_sys_len", total("_bleu_sys_len"))
         metrics.log_scalar("_bleu_ref_len", total("_bleu_ref_len"))
         metrics.log_derived("bleu", _bleu_from_meters)
