@@ -1,6 +1,6 @@
 """The project's own registries, on fairseq's pattern: register a class by name with a dataclass config, build it
 by name. fairseq's registries cover tasks, models and criteria; the pieces *inside* our models (visual
-backbones, …) are swapped here, so a new backbone is a new file plus a ``@register_visual_backbone``."""
+backbones, visual-language mappers) are swapped here, so a new backbone is a new file plus a ``@register_visual_backbone``."""
 
 from registry.core import Registry, RegistryError
 
@@ -8,10 +8,17 @@ VISUAL_BACKBONES = Registry("visual backbone", discover="slt_plugins")
 register_visual_backbone = VISUAL_BACKBONES.register
 build_visual_backbone = VISUAL_BACKBONES.build
 
+VL_MAPPERS = Registry("visual-language mapper", discover="slt_plugins")
+register_vl_mapper = VL_MAPPERS.register
+build_vl_mapper = VL_MAPPERS.build
+
 __all__ = [
     "Registry",
     "RegistryError",
     "VISUAL_BACKBONES",
     "register_visual_backbone",
     "build_visual_backbone",
+    "VL_MAPPERS",
+    "register_vl_mapper",
+    "build_vl_mapper",
 ]

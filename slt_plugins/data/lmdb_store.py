@@ -11,9 +11,10 @@ several data-loader workers.
 """
 
 import io
+import json
 import os
 import struct
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import lmdb
 import numpy as np
@@ -161,27 +162,68 @@ class FrameStore(LmdbReader):
         return _HEADER.unpack_from(self.get(key))[2]
 
 
+def array_shape(value: bytes) -> Tuple[int, ...]:
+    """The shape of a packed array from its ``.npy`` header, without reading the data."""
+    buffer = io.BytesIO(value)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shape, _, _ = read_header[np.lib.format.read_magic(buffer)](buffer)
+    return tuple(shape)
+
+
+FEATURE_INDEX = "index.json"  # beside data.mdb: {"dim": C, "lengths": {id: T'}, …}, written by slt-extract-features
+
+
 class FeatureStore(LmdbReader):
-    """``features/<name>.lmdb``: clip id → float16 array T'×C."""
+    """``features/<name>.lmdb``: clip id → float16 array T'×C, and an index of the lengths (``index.json``)."""
 
     def array(self, key: str) -> np.ndarray:
         return unpack_array(self.get(key))
 
+    def index(self) -> dict:
+        """What slt-extract-features recorded (lengths, dim, the checkpoint); {} for a store without an index."""
+        path = os.path.join(self.path, FEATURE_INDEX)
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def lengths(self, keys: Sequence[str]) -> List[int]:
+        """T' of each key: from the index when it has them all, else from the arrays' headers."""
+        known = self.index().get("lengths", {})
+        if all(k in known for k in keys):
+            return [int(known[k]) for k in keys]
+        with self._txn_env().begin(buffers=True) as txn:
+            out = []
+            for key in keys:
+                value = txn.get(key.encode("utf-8"))
+                if value is None:
+                    raise StoreError(f"{self.path}: no entry {key!r}; extract features for every split "
+                                     "(slt-extract-features --help)")
+                out.append(array_shape(bytes(value[:256]))[0])
+            return out
+
 
 class LmdbWriter:
-    """Writes key → bytes in batched transactions; use as a context manager."""
+    """Writes key → bytes in batched transactions; use as a context manager.
+
+    Values are buffered and each flush is one short write transaction, so several processes (the ranks of
+    slt-extract-features) can write into one store: LMDB serialises their transactions. Leaving the context with an
+    exception drops what was not flushed yet; everything flushed before stays."""
 
     def __init__(self, path: str, commit_every: int = 64):
         os.makedirs(path, exist_ok=True)
         self.env = lmdb.open(path, map_size=MAP_SIZE, subdir=True, meminit=False, map_async=True)
         self.commit_every = commit_every
-        self._txn = self.env.begin(write=True)
-        self._pending = 0
+        self._pending: List[Tuple[bytes, bytes]] = []
+
+    def keys(self) -> List[str]:
+        """The keys already in the store (committed), e.g. to resume an interrupted run."""
+        with self.env.begin() as txn:
+            return [bytes(k).decode("utf-8") for k in txn.cursor().iternext(keys=True, values=False)]
 
     def put(self, key: str, value: bytes) -> None:
-        self._txn.put(key.encode("utf-8"), value)
-        self._pending += 1
-        if self._pending >= self.commit_every:
+        self._pending.append((key.encode("utf-8"), value))
+        if len(self._pending) >= self.commit_every:
             self.flush()
 
     def put_clip(self, key: str, frames: Iterable[np.ndarray], quality: int = 90) -> int:
@@ -193,24 +235,23 @@ class LmdbWriter:
         self.put(key, pack_array(array))
 
     def flush(self) -> None:
-        self._txn.commit()
-        self._txn = self.env.begin(write=True)
-        self._pending = 0
+        if self._pending:
+            with self.env.begin(write=True) as txn:
+                for key, value in self._pending:
+                    txn.put(key, value)
+            self._pending = []
 
     def close(self) -> None:
-        if self._txn is not None:
-            self._txn.commit()
-            self._txn = None
-        self.env.sync(True)
-        self.env.close()
+        if self.env is not None:
+            self.flush()
+            self.env.sync(True)
+            self.env.close()
+            self.env = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self._txn.abort()
-            self._txn = None
-            self.env.close()
+        if exc_type is not None:
+            self._pending = []
+        self.close()

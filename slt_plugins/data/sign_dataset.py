@@ -7,7 +7,8 @@ A batch is a dict in fairseq's layout::
      "net_input": {"frames": uint8 B×T×3×H×W, "frame_lengths": LongTensor B}        # SignFrameDataset
                or {"features": float B×T'×C, "feature_lengths": LongTensor B},     # SignFeatureDataset
                   (+ "prev_output_tokens": B×L when the dataset has an ``eos_idx``)
-     "target": LongTensor B×L padded with pad_idx, "target_lengths": LongTensor B}  # both None without targets
+     "target": LongTensor B×L padded with pad_idx, "target_lengths": LongTensor B,  # both None without targets
+     "gloss_target": …, "gloss_target_lengths": …}  # only with ``gloss_targets`` (sign2text: CTC beside the text)
 
 Inputs are zero beyond each length; models derive their padding masks from the lengths.
 Frames are channels last in memory (B×T×H×W×3 seen as B×T×3×H×W; see video_transforms.crop_resize): ``view`` may
@@ -15,8 +16,8 @@ merge B and T, other reshapes need ``reshape``; permuted to B×3×T×H×W they a
 ``ntokens`` is the number of target tokens, or of input steps when there are no targets.
 
 Sizes (what ``--max-tokens`` counts): frames from the manifest's ``n_frames`` for clips, whatever the augmentation
-does to them; for features, the arrays' own lengths T', passed in or read once from the store when the dataset is
-built. Reading is one pass over the store, and is exact whatever backbone and stride made the features.
+does to them; for features, the arrays' own lengths T', from the index that slt-extract-features writes beside the
+store (``FeatureStore.lengths``), else read from the arrays' headers once: exact whatever backbone made them.
 """
 
 from typing import Dict, List, Optional, Sequence
@@ -46,11 +47,14 @@ class _SignDataset(FairseqDataset):
     lengths_name = ""
 
     def __init__(self, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]], sizes: Sequence[int],
-                 pad_idx: int, eos_idx: Optional[int], shuffle: bool):
-        if targets is not None and len(targets) != len(rows):
-            raise ValueError(f"{len(targets)} targets for {len(rows)} manifest rows")
+                 pad_idx: int, eos_idx: Optional[int], shuffle: bool,
+                 gloss_targets: Optional[List[torch.LongTensor]] = None):
+        for name, values in (("targets", targets), ("gloss targets", gloss_targets)):
+            if values is not None and len(values) != len(rows):
+                raise ValueError(f"{len(values)} {name} for {len(rows)} manifest rows")
         self.rows = rows
         self.targets = targets
+        self.gloss_targets = gloss_targets
         self._sizes = np.asarray(sizes, dtype=np.int64)
         self.pad_idx = pad_idx
         self.eos_idx = eos_idx
@@ -62,7 +66,10 @@ class _SignDataset(FairseqDataset):
 
     def _item(self, index: int, source: torch.Tensor) -> Dict:
         target = None if self.targets is None else self.targets[index]
-        return {"id": index, self.input_name: source, "target": target}
+        item = {"id": index, self.input_name: source, "target": target}
+        if self.gloss_targets is not None:
+            item["gloss_target"] = self.gloss_targets[index]
+        return item
 
     def collate_inputs(self, inputs: List[torch.Tensor]):
         return collate_padded(inputs)
@@ -82,7 +89,7 @@ class _SignDataset(FairseqDataset):
             if self.eos_idx is not None:
                 net_input["prev_output_tokens"] = data_utils.collate_tokens(
                     targets, self.pad_idx, self.eos_idx, move_eos_to_beginning=True)
-        return {
+        batch = {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),
             "ntokens": ntokens,
@@ -90,6 +97,11 @@ class _SignDataset(FairseqDataset):
             "target": target,
             "target_lengths": target_lengths,
         }
+        if self.gloss_targets is not None:
+            glosses = [s["gloss_target"] for s in samples]
+            batch["gloss_target"] = data_utils.collate_tokens(glosses, self.pad_idx)
+            batch["gloss_target_lengths"] = torch.tensor([g.numel() for g in glosses], dtype=torch.long)
+        return batch
 
     @property
     def sizes(self) -> np.ndarray:
@@ -121,13 +133,14 @@ class SignFrameDataset(_SignDataset):
 
     def __init__(self, store: FrameStore, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None,
                  train: bool = False, crop_size: int = 224, min_frames: int = 4, seed: int = 1, pad_idx: int = 1,
-                 eos_idx: Optional[int] = None, shuffle: Optional[bool] = None, **transform_options):
+                 eos_idx: Optional[int] = None, shuffle: Optional[bool] = None,
+                 gloss_targets: Optional[List[torch.LongTensor]] = None, **transform_options):
         empty = [r.id for r in rows if r.n_frames < 1]
         if empty:
             raise ValueError(f"{store.path}: {len(empty)} manifest rows without frames (n_frames < 1), e.g. "
                              f"{empty[:3]}; a frame dataset needs the videos binarised")
         super().__init__(rows, targets, [r.n_frames for r in rows], pad_idx, eos_idx,
-                         train if shuffle is None else shuffle)
+                         train if shuffle is None else shuffle, gloss_targets)
         self.store = store
         self.transform = ClipTransform(
             ClipTransformConfig(crop_size=crop_size, min_frames=min_frames, **transform_options), train)
@@ -155,10 +168,10 @@ class SignFeatureDataset(_SignDataset):
 
     def __init__(self, store: FeatureStore, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None,
                  sizes: Optional[Sequence[int]] = None, pad_idx: int = 1, eos_idx: Optional[int] = None,
-                 shuffle: bool = False):
+                 shuffle: bool = False, gloss_targets: Optional[List[torch.LongTensor]] = None):
         if sizes is None:
-            sizes = [len(store.array(r.id)) for r in rows]
-        super().__init__(rows, targets, sizes, pad_idx, eos_idx, shuffle)
+            sizes = store.lengths([r.id for r in rows])
+        super().__init__(rows, targets, sizes, pad_idx, eos_idx, shuffle, gloss_targets)
         self.store = store
 
     def __getitem__(self, index: int) -> Dict:

@@ -58,12 +58,17 @@ class SignEncoder(FairseqEncoder):
         self.head = VisualHead(feature_dim, len(dictionary), cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
                                cfg.dropout)
 
+    def visual_features(self, frames: torch.Tensor, frame_lengths: torch.Tensor):
+        """The backbone's output for frames (uint8 or float in [0, 1]): B×T'×C and the valid lengths T'. This is
+        what slt-extract-features stores, so that training on features sees what training on frames saw."""
+        if self.backbone is None:
+            raise ValueError("this model was built for pre-extracted features (--input features), got frames")
+        x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
+        return self.backbone(x, frame_lengths)
+
     def forward(self, frames=None, frame_lengths=None, features=None, feature_lengths=None, **unused):
         if frames is not None:
-            if self.backbone is None:
-                raise ValueError("this model was built for pre-extracted features (--input features), got frames")
-            x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
-            x, lengths = self.backbone(x, frame_lengths)
+            x, lengths = self.visual_features(frames, frame_lengths)
         elif features is not None:
             x, lengths = features, feature_lengths
         else:

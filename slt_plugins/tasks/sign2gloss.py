@@ -24,6 +24,16 @@ logger = logging.getLogger(__name__)
 INPUT_KINDS = ChoiceEnum(["frames", "features"])
 
 
+def load_gloss_dictionary(data: str) -> Dictionary:
+    """``dict.gloss.txt`` of a binarised dataset: the CTC vocabulary, ``<s>`` (index 0) the blank."""
+    path = os.path.join(data, "dict.gloss.txt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: binarise the dataset with slt-binarise first")
+    gloss_dict = Dictionary.load(path)
+    logger.info(f"gloss dictionary: {len(gloss_dict)} entries (blank '<s>' = 0)")
+    return gloss_dict
+
+
 @dataclass
 class Sign2GlossConfig(FairseqDataclass):
     data: str = field(default=MISSING, metadata={
@@ -46,27 +56,11 @@ class Sign2GlossConfig(FairseqDataclass):
     seed: int = II("common.seed")
 
 
-@register_task("sign2gloss", dataclass=Sign2GlossConfig)
-class Sign2GlossTask(FairseqTask):
-    cfg: Sign2GlossConfig
-    blank_symbol = "<s>"  # fairseq's ctc criterion looks the blank up by this name
+class SignInput:
+    """What the tasks that read sign clips share (sign2gloss, sign2text): the store and the dataset over a split.
+    Mixed into a FairseqTask whose config extends :class:`Sign2GlossConfig`."""
 
-    def __init__(self, cfg: Sign2GlossConfig, gloss_dict: Dictionary):
-        super().__init__(cfg)
-        self.gloss_dict = gloss_dict
-        self._store = None
-        self.feature_dim = None
-        if cfg.input == "features":
-            self.feature_dim = int(self.store.array(next(self.store.keys())).shape[-1])
-
-    @classmethod
-    def setup_task(cls, cfg: Sign2GlossConfig, **kwargs):
-        path = os.path.join(cfg.data, "dict.gloss.txt")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is missing: binarise the dataset with slt-binarise first")
-        gloss_dict = Dictionary.load(path)
-        logger.info(f"gloss dictionary: {len(gloss_dict)} entries (blank {cls.blank_symbol!r} = 0)")
-        return cls(cfg, gloss_dict)
+    _store = None
 
     @property
     def store(self):
@@ -78,21 +72,47 @@ class Sign2GlossTask(FairseqTask):
                 self._store = FeatureStore(os.path.join(self.cfg.data, "features", f"{self.cfg.features}.lmdb"))
         return self._store
 
+    def feature_dim_of_store(self):
+        """C of the feature arrays (None when reading frames)."""
+        if self.cfg.input != "features":
+            return None
+        index = self.store.index()
+        return int(index["dim"]) if "dim" in index else int(self.store.array(next(self.store.keys())).shape[-1])
+
+    def sign_dataset(self, split: str, rows, targets, pad_idx: int, eos_idx=None, gloss_targets=None):
+        """Frames (augmented when the split is a training split) or features of ``rows``, with their targets."""
+        train = split.startswith("train")
+        if self.cfg.input == "frames":
+            return SignFrameDataset(
+                self.store, rows, targets, train=train, crop_size=self.cfg.crop_size, seed=self.cfg.seed,
+                pad_idx=pad_idx, eos_idx=eos_idx, gloss_targets=gloss_targets,
+                crop_area=(self.cfg.crop_area_min, 1.0),
+                temporal_scale=(self.cfg.temporal_scale_min, self.cfg.temporal_scale_max))
+        return SignFeatureDataset(self.store, rows, targets, pad_idx=pad_idx, eos_idx=eos_idx, shuffle=train,
+                                  gloss_targets=gloss_targets)
+
+
+@register_task("sign2gloss", dataclass=Sign2GlossConfig)
+class Sign2GlossTask(SignInput, FairseqTask):
+    cfg: Sign2GlossConfig
+    blank_symbol = "<s>"  # fairseq's ctc criterion looks the blank up by this name
+
+    def __init__(self, cfg: Sign2GlossConfig, gloss_dict: Dictionary):
+        super().__init__(cfg)
+        self.gloss_dict = gloss_dict
+        self.feature_dim = self.feature_dim_of_store()
+
+    @classmethod
+    def setup_task(cls, cfg: Sign2GlossConfig, **kwargs):
+        return cls(cfg, load_gloss_dictionary(cfg.data))
+
     def encode_glosses(self, glosses: str):
         return self.gloss_dict.encode_line(glosses, add_if_not_exist=False, append_eos=False).long()
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         rows = read_manifest(manifest_path(self.cfg.data, split))
         targets = [self.encode_glosses(r.gloss) for r in rows]
-        train = split.startswith("train")
-        if self.cfg.input == "frames":
-            dataset = SignFrameDataset(
-                self.store, rows, targets, train=train, crop_size=self.cfg.crop_size, seed=self.cfg.seed,
-                pad_idx=self.gloss_dict.pad(), crop_area=(self.cfg.crop_area_min, 1.0),
-                temporal_scale=(self.cfg.temporal_scale_min, self.cfg.temporal_scale_max))
-        else:
-            dataset = SignFeatureDataset(self.store, rows, targets, pad_idx=self.gloss_dict.pad(), shuffle=train)
-        self.datasets[split] = dataset
+        self.datasets[split] = self.sign_dataset(split, rows, targets, self.gloss_dict.pad())
         logger.info(f"{split}: {len(rows)} utterances from {self.store.path}")
 
     def build_generator(self, models, args, **unused):

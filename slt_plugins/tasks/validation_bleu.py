@@ -71,8 +71,8 @@ class ValidationBleu:
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        if not self.cfg.eval_bleu:
-            return
+        if not self.cfg.eval_bleu or not any("_bleu_sys_len" in log for log in logging_outputs):
+            return  # training batches carry no BLEU statistics
 
         def total(key):
             return sum(float(log.get(key, 0)) for log in logging_outputs)

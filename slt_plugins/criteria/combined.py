@@ -1,0 +1,101 @@
+"""Criterion ``combined``: Sign2Text's loss, weighted CTC on the glosses plus label-smoothed CE on the text.
+
+    loss = translation_weight · CE_ls(text) + ctc_weight · CTC(glosses)
+
+The text term is fairseq's ``label_smoothed_cross_entropy`` as it is (summed over tokens, so fairseq divides it by
+the number of target tokens, or by the batch size with ``--sentence-avg``). The CTC term is summed per utterance
+and scaled so that after fairseq's division it is the mean per utterance, as SingleStream-SLT weighs its
+recognition loss. Logged apart: ``translation_loss`` (per token), ``ctc_loss`` (per utterance), both in base 2
+like fairseq's losses, and in validation the greedy gloss ``wer`` (without any corpus clean-up: fairseq-generate's
+is the one to report).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import editdistance
+import torch
+import torch.nn.functional as F
+from fairseq import metrics, utils
+from fairseq.criterions import register_criterion
+from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossEntropyCriterion,
+                                                             LabelSmoothedCrossEntropyCriterionConfig)
+
+
+@dataclass
+class CombinedCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
+    ctc_weight: float = field(default=1.0, metadata={"help": "weight of the CTC loss on the glosses (0: text only)"})
+    translation_weight: float = field(default=1.0, metadata={"help": "weight of the label-smoothed CE on the text"})
+
+
+@register_criterion("combined", dataclass=CombinedCriterionConfig)
+class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
+    def __init__(self, task, sentence_avg, label_smoothing, ctc_weight=1.0, translation_weight=1.0,
+                 ignore_prefix_size=0, report_accuracy=False):
+        super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
+        self.ctc_weight = ctc_weight
+        self.translation_weight = translation_weight
+        self.blank = task.ctc_dict.bos()
+        self.gloss_pad = task.ctc_dict.pad()
+
+    def forward(self, model, sample, reduce=True):
+        net_output = model(**sample["net_input"])
+        translation_loss, nll_loss = self.compute_loss(model, net_output, sample, reduce=reduce)
+        nsentences = sample["target"].size(0)
+        sample_size = nsentences if self.sentence_avg else sample["ntokens"]
+
+        logits, padding_mask = model.get_ctc_output(net_output)  # T'×B×V, B×T'
+        log_probs = utils.log_softmax(logits, dim=-1)
+        input_lengths = (~padding_mask).long().sum(dim=1)
+        with torch.backends.cudnn.flags(enabled=False):
+            ctc_loss = F.ctc_loss(log_probs, sample["gloss_target"], input_lengths, sample["gloss_target_lengths"],
+                                  blank=self.blank, reduction="sum", zero_infinity=True)
+        loss = self.translation_weight * translation_loss + self.ctc_weight * ctc_loss * (sample_size / nsentences)
+
+        logging_output = {
+            "loss": loss.data,
+            "nll_loss": nll_loss.data,
+            "translation_loss": translation_loss.data,
+            "ctc_loss": ctc_loss.data,
+            "ntokens": sample["ntokens"],
+            "nsentences": nsentences,
+            "sample_size": sample_size,
+        }
+        if self.report_accuracy:
+            n_correct, total = self.compute_accuracy(model, net_output, sample)
+            logging_output["n_correct"] = utils.item(n_correct.data)
+            logging_output["total"] = utils.item(total.data)
+        if not model.training:
+            errors, words = self.greedy_gloss_errors(log_probs, input_lengths, sample)
+            logging_output["_gloss_errors"], logging_output["_gloss_words"] = errors, words
+        return loss, sample_size, logging_output
+
+    def greedy_gloss_errors(self, log_probs, input_lengths, sample):
+        """Word errors of best-path CTC decoding against the gloss references, and the reference length."""
+        errors = words = 0
+        best = log_probs.argmax(dim=-1).transpose(0, 1).cpu()  # B×T'
+        for path, n, ref, m in zip(best, input_lengths.tolist(), sample["gloss_target"].cpu(),
+                                   sample["gloss_target_lengths"].tolist()):
+            hyp = [t for t in torch.unique_consecutive(path[:n]).tolist() if t != self.blank]
+            errors += editdistance.eval(hyp, ref[:m].tolist())
+            words += m
+        return errors, words
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        super().reduce_metrics(logging_outputs)
+
+        def total(key):
+            return utils.item(sum(log.get(key, 0) for log in logging_outputs))
+
+        ntokens, nsentences = total("ntokens"), total("nsentences")
+        metrics.log_scalar("translation_loss", total("translation_loss") / max(ntokens, 1) / math.log(2), ntokens,
+                           round=3)
+        metrics.log_scalar("ctc_loss", total("ctc_loss") / max(nsentences, 1) / math.log(2), nsentences, round=3)
+        words = total("_gloss_words")
+        if words > 0:
+            metrics.log_scalar("_gloss_errors", total("_gloss_errors"))
+            metrics.log_scalar("_gloss_words", words)
+            metrics.log_derived("wer", lambda meters: round(
+                100.0 * meters["_gloss_errors"].sum / meters["_gloss_words"].sum, 2)
+                if meters["_gloss_words"].sum > 0 else float("nan"))

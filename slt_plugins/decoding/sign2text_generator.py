@@ -1,0 +1,49 @@
+"""Generation for sign2text: text by fairseq's beam search, glosses by CTC decoding of the same encoder pass.
+
+fairseq's ``SequenceGenerator`` runs the encoder once per batch (``forward_encoder``); the ensemble it drives here
+keeps that output, so the gloss logits the joint encoder returned beside mBART's states are decoded afterwards
+without a second pass (:meth:`Sign2TextGenerator.recognise`). With several models the glosses come from the first.
+
+The beam search sizes its output by the input: ``--max-len-a`` multiplies the number of input steps (frames, or
+feature vectors), as fairseq's speech models do.
+"""
+
+from typing import List
+
+import torch
+from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
+
+from slt_plugins.decoding.ctc_decoder import CTCSequenceGenerator
+
+
+class _RememberingEnsemble(EnsembleModel):
+    """fairseq's ensemble, keeping the last encoder outputs it computed."""
+
+    last_encoder_outs = None
+
+    def forward_encoder(self, net_input):
+        self.last_encoder_outs = super().forward_encoder(net_input)
+        return self.last_encoder_outs
+
+
+class Sign2TextGenerator(SequenceGenerator):
+    def __init__(self, models, tgt_dict, gloss_dict=None, gloss_beam: int = 1, **kwargs):
+        super().__init__(_RememberingEnsemble(models), tgt_dict, **kwargs)
+        self.ctc = CTCSequenceGenerator(gloss_dict, beam=max(gloss_beam, 1)) if gloss_dict is not None else None
+
+    @torch.no_grad()
+    def generate(self, models, sample, **kwargs):
+        # SequenceGenerator reads the batch size and input length from ``src_tokens``: give it the input steps
+        net_input = sample["net_input"]
+        lengths = net_input.get("frame_lengths", net_input.get("feature_lengths"))
+        steps = torch.arange(int(lengths.max()), device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+        src_tokens = steps.long().masked_fill(~steps, self.pad).masked_fill(steps, self.unk)
+        sample = dict(sample, net_input=dict(net_input, src_tokens=src_tokens, src_lengths=lengths))
+        return super().generate(models, sample, **kwargs)
+
+    def recognise(self) -> List[List[int]]:
+        """The gloss ids of each utterance of the last batch, by CTC (greedy at beam 1, else prefix beam search)."""
+        encoder_out = self.model.last_encoder_outs[0]
+        log_probs = encoder_out["ctc_logits"][0].float().log_softmax(dim=-1).transpose(0, 1).cpu()  # B×T'×V
+        lengths = (~encoder_out["ctc_padding_mask"][0]).sum(dim=1).tolist()
+        return [self.ctc.decode(lp[:n])[0]["tokens"].tolist() for lp, n in zip(log_probs, lengths)]

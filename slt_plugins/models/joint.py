@@ -1,0 +1,240 @@
+"""Model ``joint``: Sign2Text — the Sign2Gloss encoder, a visual-language mapper, and the Gloss2Text translator.
+
+    frames or features → sign encoder (backbone, visual head) → gloss representation ─→ mapper ─→ mBART encoder
+                                                               └→ gloss logits (CTC)        → mBART decoder → text
+
+The mapper's vectors take the place of gloss embeddings, followed by ``</s> [de_DGS]`` exactly as Gloss2Text's
+source ends, and go through the translator's embedding scale, positions and LayerNorm. The encoder output carries the
+gloss logits (``ctc_logits``, T'×B×V) beside mBART's, for the CTC term of the combined criterion and for gloss
+decoding at generation.
+
+Each side is shaped by its own options: ``--visual-args`` (the fields of ``s3d_encoder``) and ``--translator-arch``
+with ``--translator-args`` (those of ``mbart_translator``). Started from checkpoints (``--sign2gloss-checkpoint``,
+``--gloss2text-checkpoint``; task ``sign2text`` loads them when training starts), both sides take the checkpoints'
+shapes, the two option strings override them (``"{'dropout': 0.3}"``), and the resolved options are saved in the
+joint checkpoint, which therefore loads without the two files.
+
+Parameters carry a ``param_group`` (``visual``, ``mapper``, ``translator``) for fairseq's ``composite`` optimizer:
+a learning rate and schedule per group (SingleStream-SLT: 1e-3 for the visual side and the mapper, 1e-5 for mBART).
+"""
+
+import argparse
+import ast
+import dataclasses
+import logging
+import os
+from argparse import Namespace
+from types import SimpleNamespace
+from dataclasses import dataclass, field
+from typing import Dict
+
+import torch
+from fairseq import checkpoint_utils
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, FairseqEncoder, FairseqEncoderDecoderModel, register_model,
+                            register_model_architecture)
+from omegaconf import OmegaConf, open_dict
+
+from registry import VL_MAPPERS, build_vl_mapper
+from slt_plugins.models.mbart_translator import MBartTranslator
+from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JointConfig(FairseqDataclass):
+    sign2gloss_checkpoint: str = field(default="", metadata={
+        "help": "a sign2gloss checkpoint: the sign encoder's shape and initial weights"})
+    gloss2text_checkpoint: str = field(default="", metadata={
+        "help": "a gloss2text checkpoint: the translator's shape and initial weights (same --vocab/data)"})
+    visual_args: str = field(default="{}", metadata={
+        "help": "sign encoder options (s3d_encoder's fields) as a dict literal, over the checkpoint's"})
+    translator_arch: str = field(default="mbart_translator", metadata={
+        "help": "translator arch (a gloss2text checkpoint brings its own)"})
+    translator_args: str = field(default="{}", metadata={
+        "help": "translator options (mbart_translator's) as a dict literal, over the checkpoint's, e.g. "
+                "\"{'dropout': 0.3}\""})
+    vl_mapper: str = field(default="mlp", metadata={"help": f"visual-language mapper: {', '.join(VL_MAPPERS.names())}"})
+    vl_mapper_args: str = field(default="{}", metadata={"help": "mapper options as a dict literal"})
+
+
+def _options(text: str, what: str) -> dict:
+    try:
+        value = ast.literal_eval(text or "{}")
+    except (ValueError, SyntaxError) as e:
+        raise ValueError(f"--{what}: not a dict literal ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--{what}: expected a dict literal such as \"{{'dropout': 0.1}}\", got {text!r}")
+    return value
+
+
+def _model_config(path: str, kind: str) -> Dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--{kind}-checkpoint {path}: no such file")
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    model_cfg = state["cfg"]["model"]
+    return dict(vars(model_cfg)) if isinstance(model_cfg, Namespace) else OmegaConf.to_container(model_cfg)
+
+
+def translator_option_names(arch: str) -> set:
+    """What shapes a translator: the options of mbart_translator's parser and those its arch function sets."""
+    parser = argparse.ArgumentParser()
+    MBartTranslator.add_args(parser)
+    args = Namespace()
+    ARCH_CONFIG_REGISTRY[arch](args)
+    return ({a.dest for a in parser._actions} | set(vars(args))) - {"help", "pretrained_mbart"}
+
+
+def resolve_from_checkpoints(cfg: JointConfig) -> None:
+    """Write the shapes of the two checkpoints (with the explicit options on top) into ``cfg``, so that the joint
+    checkpoint records them."""
+    if cfg.sign2gloss_checkpoint:
+        saved = _model_config(cfg.sign2gloss_checkpoint, "sign2gloss")
+        fields = {f.name for f in dataclasses.fields(SignEncoderConfig)} - {"backbone_pretrained"}
+        visual = {k: v for k, v in saved.items() if k in fields}
+        visual.update(_options(cfg.visual_args, "visual-args"))
+        with open_dict(cfg):
+            cfg.visual_args = repr(visual)
+    if cfg.gloss2text_checkpoint:
+        saved = _model_config(cfg.gloss2text_checkpoint, "gloss2text")
+        arch = saved.get("arch") or saved.get("_name")
+        if ARCH_MODEL_REGISTRY.get(arch) is not MBartTranslator:
+            raise ValueError(f"--gloss2text-checkpoint {cfg.gloss2text_checkpoint}: arch {arch!r} is not a "
+                             "translator arch (train Gloss2Text with --arch mbart_translator*)")
+        names = translator_option_names(arch)
+        translator = {k: v for k, v in saved.items() if k in names}
+        translator.update(_options(cfg.translator_args, "translator-args"))
+        with open_dict(cfg):
+            cfg.translator_arch = arch
+            cfg.translator_args = repr(translator)
+
+
+class JointEncoder(FairseqEncoder):
+    """Sign encoder → mapper → the translator's encoder; returns mBART's encoder output plus the gloss logits."""
+
+    def __init__(self, sign: SignEncoder, mapper: torch.nn.Module, text: FairseqEncoder, eos: int, source_lang: int):
+        super().__init__(text.dictionary)
+        self.sign = sign
+        self.mapper = mapper
+        self.text = text
+        self.eos, self.source_lang = eos, source_lang
+        self.placeholder = text.dictionary.unk()  # any non-padding id: its embedding is replaced by the mapper's
+
+    def forward(self, frames=None, frame_lengths=None, features=None, feature_lengths=None, return_all_hiddens=False,
+                **unused):
+        sign = self.sign(frames=frames, frame_lengths=frame_lengths, features=features,
+                         feature_lengths=feature_lengths)
+        logits, padding_mask = sign["encoder_out"], sign["padding_mask"]  # T'×B×V, B×T'
+        mapped = self.mapper(sign["gloss_features"], logits.transpose(0, 1))
+        tokens, embeddings = self.append_source_tokens(mapped, padding_mask)
+        out = self.text(tokens, return_all_hiddens=return_all_hiddens, token_embeddings=embeddings)
+        out["ctc_logits"] = [logits]
+        out["ctc_padding_mask"] = [padding_mask]
+        return out
+
+    def append_source_tokens(self, mapped: torch.Tensor, padding_mask: torch.Tensor):
+        """B×T'×d vectors → B×(T'+2) ids and embeddings: each clip's vectors, then ``</s>`` and the language token."""
+        lengths = (~padding_mask).sum(dim=1, keepdim=True)
+        positions = torch.arange(mapped.size(1) + 2, device=mapped.device).unsqueeze(0)
+        tokens = torch.full(positions.shape, self.text.padding_idx, dtype=torch.long, device=mapped.device)
+        tokens = tokens.expand(mapped.size(0), -1).clone()
+        visual = positions < lengths
+        tokens[visual] = self.placeholder
+        tokens[positions == lengths] = self.eos
+        tokens[positions == lengths + 1] = self.source_lang
+        embeddings = self.text.embed_tokens(tokens)
+        mapped = torch.nn.functional.pad(mapped, (0, 0, 0, 2)).to(embeddings.dtype)
+        return tokens, torch.where(visual.unsqueeze(-1), mapped, embeddings)
+
+    def reorder_encoder_out(self, encoder_out, new_order):
+        out = self.text.reorder_encoder_out(encoder_out, new_order)
+        out["ctc_logits"] = [x.index_select(1, new_order) for x in encoder_out["ctc_logits"]]
+        out["ctc_padding_mask"] = [x.index_select(0, new_order) for x in encoder_out["ctc_padding_mask"]]
+        return out
+
+    def max_positions(self):
+        return self.text.max_positions() - 2
+
+
+@register_model("joint", dataclass=JointConfig)
+class JointModel(FairseqEncoderDecoderModel):
+    """Needs task ``sign2text`` (its CTC gloss dictionary, translation dictionaries and source language token)."""
+
+    @classmethod
+    def build_model(cls, cfg: JointConfig, task):
+        visual_cfg = SignEncoderConfig(**_options(cfg.visual_args, "visual-args"))
+        sign = SignEncoder(visual_cfg, task.ctc_dict, task.cfg.input, task.feature_dim)
+        if ARCH_MODEL_REGISTRY.get(cfg.translator_arch) is not MBartTranslator:
+            raise ValueError(f"--translator-arch {cfg.translator_arch}: not an mbart_translator arch")
+        translator_args = Namespace(**_options(cfg.translator_args, "translator-args"))
+        ARCH_CONFIG_REGISTRY[cfg.translator_arch](translator_args)
+        vocabularies = SimpleNamespace(source_dictionary=task.gloss_dict, target_dictionary=task.text_dict)
+        translator = MBartTranslator.build_model(translator_args, vocabularies)
+        mapper = build_vl_mapper(cfg.vl_mapper, _options(cfg.vl_mapper_args, "vl-mapper-args"),
+                                 input_dim=visual_cfg.head_dim, output_dim=translator_args.encoder_embed_dim,
+                                 num_glosses=len(task.ctc_dict))
+        encoder = JointEncoder(sign, mapper, translator.encoder, task.gloss_dict.eos(), task.source_lang_id)
+        model = cls(encoder, translator.decoder)
+        model.cfg = cfg
+        for group, module in (("visual", sign), ("mapper", mapper), ("translator", translator)):
+            for p in module.parameters():
+                p.param_group = group
+        counts = {g: sum(p.numel() for p in m.parameters()) / 1e6
+                  for g, m in (("visual", sign), ("mapper", mapper), ("translator", translator))}
+        logger.info("joint model: " + ", ".join(f"{g} {n:.2f}M" for g, n in counts.items()) + " parameters")
+        return model
+
+    def load_from_checkpoints(self, task) -> None:
+        """Copy the sign2gloss and gloss2text checkpoints' weights in (each side checked to match exactly)."""
+        if self.cfg.sign2gloss_checkpoint:
+            state = _weights(self.cfg.sign2gloss_checkpoint, "encoder.")
+            if self.encoder.sign.backbone is None:  # trained on features: the backbone made them
+                state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
+            _load(self.encoder.sign, state, self.cfg.sign2gloss_checkpoint, "sign2gloss")
+        if self.cfg.gloss2text_checkpoint:
+            state = checkpoint_utils.load_checkpoint_to_cpu(self.cfg.gloss2text_checkpoint)["model"]
+            _load(self.encoder.text, _strip(state, "encoder."), self.cfg.gloss2text_checkpoint, "gloss2text")
+            _load(self.decoder, _strip(state, "decoder."), self.cfg.gloss2text_checkpoint, "gloss2text")
+            self.encoder.mapper.init_from_translator(task.ctc_dict, self.encoder.text.embed_tokens, task.gloss_dict)
+
+    def get_ctc_output(self, net_output):
+        """(T'×B×V gloss logits, B×T' padding mask) of a forward pass."""
+        extra = net_output[1]
+        return extra["ctc_logits"][0], extra["ctc_padding_mask"][0]
+
+    def forward(self, prev_output_tokens, **net_input):
+        encoder_out = self.encoder(**net_input)
+        logits, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out)
+        extra["ctc_logits"] = encoder_out["ctc_logits"]
+        extra["ctc_padding_mask"] = encoder_out["ctc_padding_mask"]
+        return logits, extra
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _weights(path: str, prefix: str) -> dict:
+    return _strip(checkpoint_utils.load_checkpoint_to_cpu(path)["model"], prefix)
+
+
+def _load(module: torch.nn.Module, state: dict, path: str, kind: str) -> None:
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape differs
+        raise ValueError(f"--{kind}-checkpoint {path} does not fit the joint model: "
+                         f"{str(e).splitlines()[-1].strip()}; train it on the same dataset and vocabulary") from None
+    missing = [k for k in missing if not k.endswith("output_projection.weight")]
+    if missing or unexpected:
+        raise ValueError(f"--{kind}-checkpoint {path} does not fit the joint model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    logger.info(f"{kind} side initialised from {path}")
+
+
+@register_model_architecture("joint", "joint_tiny")
+def joint_tiny(cfg):
+    """A CPU-sized joint model for tests and the demo (when no checkpoints give the shapes)."""
+    cfg.visual_args = getattr(cfg, "visual_args", "{'visual_backbone': 'cnn_tconv', 'backbone_args': "
+                                                  "\"{'output_dim': 64}\", 'head_dim': 64, 'head_ff_dim': 128}")
+    cfg.translator_arch = getattr(cfg, "translator_arch", "mbart_translator_tiny")

@@ -1,0 +1,95 @@
+"""Task ``sign2text``: translate sign clips into spoken-language text, recognising their glosses on the way.
+
+Inputs as ``sign2gloss`` (``--input frames`` end to end, or ``--input features`` written by slt-extract-features),
+text and its vocabulary as ``gloss2text`` (the dataset's own or a pruned mBART's with ``--vocab``, mBART's language
+tokens). Each batch holds the text target (``target``, ``prev_output_tokens``) and the gloss target of the CTC
+term (``gloss_target``), for the ``combined`` criterion and model ``joint``.
+
+Training starts from a Sign2Gloss and a Gloss2Text checkpoint (``--sign2gloss-checkpoint``,
+``--gloss2text-checkpoint`` of the model); a joint checkpoint loaded later (resuming, fairseq-generate) brings its
+own weights. fairseq-generate writes the text by beam search, prints the CTC glosses as ``G-<id>`` lines, and with
+``--scoring translation_metrics`` scores BLEU-1..4, ROUGE-L and the gloss WER (``--gloss-cleanup`` applied first).
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import FairseqTask, register_task
+
+from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.scoring.phoenix_cleanup import CLEANERS
+from slt_plugins.scoring.translation_metrics import RECOGNISED_GLOSSES
+from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
+from slt_plugins.tasks.sign2gloss import SignInput, Sign2GlossConfig, load_gloss_dictionary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Sign2TextConfig(Sign2GlossConfig, Gloss2TextConfig):
+    gloss_beam: int = field(default=5, metadata={
+        "help": "fairseq-generate: CTC prefix beam width for the glosses (1: greedy; SLRT: 5 at test)"})
+    gloss_cleanup: ChoiceEnum(["none"] + list(CLEANERS)) = field(default="none", metadata={
+        "help": "clean-up applied to both gloss sequences before WER (phoenix-2014t for published Phoenix WERs)"})
+
+
+@register_task("sign2text", dataclass=Sign2TextConfig)
+class Sign2TextTask(SignInput, Gloss2TextTask):
+    cfg: Sign2TextConfig
+
+    def __init__(self, cfg: Sign2TextConfig, gloss_dict, text_dict, spm_model):
+        super().__init__(cfg, gloss_dict, text_dict, spm_model)
+        self.ctc_dict = load_gloss_dictionary(cfg.data)  # the classifier's vocabulary, blank '<s>' = 0
+        self.feature_dim = self.feature_dim_of_store()
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        rows = read_manifest(manifest_path(self.cfg.data, split))
+        texts = [self.encode_text(r.text) for r in rows]
+        glosses = [self.ctc_dict.encode_line(r.gloss, add_if_not_exist=False, append_eos=False).long() for r in rows]
+        self.datasets[split] = self.sign_dataset(split, rows, texts, self.text_dict.pad(),
+                                                 eos_idx=self.target_lang_id, gloss_targets=glosses)
+        logger.info(f"{split}: {len(rows)} utterances from {self.store.path}")
+
+    def build_model(self, cfg, from_checkpoint=False):
+        from slt_plugins.models.joint import resolve_from_checkpoints
+
+        if not from_checkpoint:  # shapes from the two checkpoints, recorded in the joint model's config
+            resolve_from_checkpoints(cfg)
+        model = FairseqTask.build_model(self, cfg, from_checkpoint)
+        if not from_checkpoint:
+            model.load_from_checkpoints(self)
+        self.setup_validation_bleu(model)
+        return model
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        from slt_plugins.decoding.sign2text_generator import Sign2TextGenerator
+
+        extra = dict(extra_gen_cls_kwargs or {}, gloss_dict=self.ctc_dict, gloss_beam=self.cfg.gloss_beam)
+        return super().build_generator(models, args, seq_gen_cls or Sign2TextGenerator, extra, **kwargs)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        hypos = super().inference_step(generator, models, sample, prefix_tokens, constraints)
+        if generator is not getattr(self, "_bleu_generator", None):  # fairseq-generate, not validation BLEU
+            self.report_glosses(sample, generator.recognise())
+        return hypos
+
+    def report_glosses(self, sample, recognised):
+        """Print each utterance's glosses (``G-<id>``) and queue (reference, hypothesis) for the WER scorer."""
+        clean = CLEANERS.get(self.cfg.gloss_cleanup, lambda x: x)
+        RECOGNISED_GLOSSES.clear()  # fairseq-generate scored the previous batch in full before asking for this one
+        for i, (sample_id, labels) in enumerate(zip(sample["id"].tolist(), recognised)):
+            hyp = self.ctc_dict.string(torch.tensor(labels, dtype=torch.long))
+            ref = self.ctc_dict.string(sample["gloss_target"][i][: sample["gloss_target_lengths"][i]])
+            print(f"G-{sample_id}\t{hyp}", flush=True)
+            RECOGNISED_GLOSSES.append((clean(ref), clean(hyp)))
+
+    @property
+    def source_dictionary(self):
+        """None: the source is video (fairseq-generate prints no S- line); the translator's source vocabulary, the
+        glosses' with the language token, is ``gloss_dict``."""
+        return None
+
+    def max_positions(self):
+        return self.cfg.max_frames, self.cfg.max_target_positions
