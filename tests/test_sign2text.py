@@ -1,0 +1,236 @@
+"""Sign2Text: slt-extract-features (equal to the backbone, resumable, two processes), the joint model loaded from a
+Sign2Gloss and a Gloss2Text checkpoint, the combined criterion, and joint fairseq-train → fairseq-generate runs
+on frames and on extracted features."""
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq import checkpoint_utils, options, tasks
+from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+from conftest import BIN, REPO, run_script
+from slt_plugins.data.lmdb_store import FeatureStore, FrameStore, LmdbWriter
+from slt_plugins.data.manifest import read_manifest
+from slt_plugins.data.sign_dataset import SignFrameDataset
+from slt_plugins.scoring.translation_metrics import (RECOGNISED_GLOSSES, TranslationMetricsConfig,
+                                                     TranslationMetricsScorer, word_error_counts)
+from tools.binarise import main as binarise_main
+from tools.make_demo_data import main as make_demo_data
+
+COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4", "--valid-subset", "dev",
+          "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny binarised demo corpus (32×32 frames) with a Sign2Gloss and a Gloss2Text checkpoint trained on it."""
+    root = tmp_path_factory.mktemp("s2t")
+    assert make_demo_data(["--out", str(root / "raw"), "--train", "12", "--dev", "4", "--test", "5",
+                           "--frame-size", "32", "32", "--workers", "1"]) in (None, 0)
+    assert binarise_main(["phoenix-2014t", "--annotations", str(root / "raw" / "annotations"), "--frames",
+                          str(root / "raw" / "frames"), "--out", str(root / "bin"), "--frame-size", "0",
+                          "--workers", "1"]) == 0
+    data = root / "bin"
+    run_script("fairseq-train", data, *COMMON, "--task", "sign2gloss", "--arch", "s3d_encoder_tiny", "--crop-size",
+               "32", "--criterion", "gloss_ctc", "--lr", "2e-3", "--max-update", "3", "--save-dir", root / "s2g")
+    run_script("fairseq-train", data, *COMMON, "--task", "gloss2text", "--arch", "mbart_translator_tiny",
+               "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-update", "3",
+               "--save-dir", root / "g2t")
+    return {"data": data, "s2g": root / "s2g" / "checkpoint_last.pt", "g2t": root / "g2t" / "checkpoint_last.pt"}
+
+
+def dataset_view(data, target):
+    """A copy of the dataset folder's layout (links to its files) with a features/ folder of its own."""
+    target.mkdir()
+    for name in os.listdir(data):
+        if name != "features":
+            os.symlink(data / name, target / name)
+    return target
+
+
+def build_joint(trained, *extra):
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(trained["data"]), "--user-dir", "slt_plugins", "--task", "sign2text", "--crop-size", "32", "--arch",
+        "joint", "--sign2gloss-checkpoint", str(trained["s2g"]), "--gloss2text-checkpoint", str(trained["g2t"]),
+        "--criterion", "combined", "--label-smoothing", "0.1", *extra])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    return task, task.build_model(cfg.model), cfg
+
+
+def test_joint_model_starts_with_both_checkpoints_weights(trained):
+    task, model, cfg = build_joint(trained, "--vl-mapper", "gloss_embedding")
+    s2g = checkpoint_utils.load_checkpoint_to_cpu(str(trained["s2g"]))["model"]
+    g2t = checkpoint_utils.load_checkpoint_to_cpu(str(trained["g2t"]))["model"]
+    sign = model.encoder.sign.state_dict()
+    assert {f"encoder.{k}" for k in sign} == {k for k in s2g if k.startswith("encoder.")}
+    for k, v in sign.items():
+        assert torch.equal(v, s2g[f"encoder.{k}"]), k
+    text, decoder = model.encoder.text.state_dict(), model.decoder.state_dict()
+    assert len(text) > 10 and len(decoder) > 10
+    for k, v in text.items():
+        assert torch.equal(v, g2t[f"encoder.{k}"]), k
+    for k, v in decoder.items():
+        assert torch.equal(v, g2t[f"decoder.{k}"]), k
+    # the shapes came from the checkpoints and are recorded for loading the joint checkpoint without them
+    assert "'head_dim': 64" in cfg.model.visual_args and cfg.model.translator_arch == "mbart_translator_tiny"
+    # the gloss-embedding mapper starts from the translator's rows of the same glosses; blank and specials at zero
+    weight, embed = model.encoder.mapper.weight, model.encoder.text.embed_tokens.weight
+    glosses = task.ctc_dict.symbols[task.ctc_dict.nspecial:]
+    assert glosses and all(torch.equal(weight[task.ctc_dict.index(g)], embed[task.gloss_dict.index(g)])
+                           for g in glosses)
+    assert not weight[: task.ctc_dict.nspecial].any()
+    # one learning rate per part: every parameter is in one of the three groups
+    groups = {p.param_group for p in model.parameters()}
+    assert groups == {"visual", "mapper", "translator"}
+
+
+def test_combined_criterion_adds_weighted_ctc_to_label_smoothed_ce(trained):
+    from slt_plugins.criteria.combined import CombinedCriterion
+
+    task, model, _ = build_joint(trained)
+    task.load_dataset("dev")
+    ds = task.dataset("dev")
+    sample = ds.collater([ds[i] for i in range(3)])
+    model.eval()
+    criterion = CombinedCriterion(task, sentence_avg=False, label_smoothing=0.1, ctc_weight=0.7)
+    loss, sample_size, log = criterion(model, sample)
+    net_output = model(**sample["net_input"])
+    lprobs = model.get_normalized_probs(net_output, log_probs=True)
+    ce, _ = label_smoothed_nll_loss(lprobs.view(-1, lprobs.size(-1)), sample["target"].view(-1), 0.1,
+                                    ignore_index=task.text_dict.pad())
+    logits, mask = model.get_ctc_output(net_output)
+    ctc = F.ctc_loss(logits.log_softmax(-1), sample["gloss_target"], (~mask).sum(1), sample["gloss_target_lengths"],
+                     blank=0, reduction="sum", zero_infinity=True)
+    assert sample_size == sample["ntokens"]
+    # the CTC sum is scaled so that fairseq's division by the token count leaves its mean per utterance
+    assert torch.allclose(loss, ce + 0.7 * ctc * sample["ntokens"] / 3, rtol=1e-5)
+    assert torch.allclose(log["ctc_loss"], ctc) and torch.allclose(log["translation_loss"], ce)
+    assert log["_gloss_words"] == int(sample["gloss_target_lengths"].sum())
+
+
+def test_extracted_features_equal_the_backbone_output(trained, tmp_path):
+    data = dataset_view(trained["data"], tmp_path / "data")
+    out = run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--batch-size", "3",
+                     "--num-workers", "0", "--quiet").stdout
+    path = data / "features" / "cnn_tconv.lmdb"
+    assert "21 clips" in out and not os.path.exists(str(path) + ".partial")
+    index = json.loads((path / "index.json").read_text())
+    assert index["dim"] == 64 and index["count"] == 21 and index["crop_size"] == 32
+
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(trained["s2g"])],
+                                                                 arg_overrides={"data": str(data)})
+    encoder = models[0].encoder.eval()
+    store = FeatureStore(str(path))
+    rows = read_manifest(data / "test.tsv") + read_manifest(data / "train.tsv")[:3]
+    clips = SignFrameDataset(FrameStore(str(data / "frames.lmdb")), rows, train=False, crop_size=32)
+    for i, row in enumerate(rows):  # each clip alone through the backbone, as the model sees it in evaluation
+        frames = clips[i]["frames"].unsqueeze(0)
+        with torch.no_grad():
+            expected, lengths = encoder.visual_features(frames, torch.tensor([frames.size(1)]))
+        stored = store.array(row.id)
+        assert stored.dtype == np.float16 and stored.shape == (int(lengths[0]), 64)
+        assert index["lengths"][row.id] == stored.shape[0]
+        np.testing.assert_allclose(stored.astype(np.float32), expected[0].numpy(), rtol=2e-3, atol=2e-3)
+
+
+def test_extraction_resumes_where_it_stopped_and_leaves_a_finished_store_alone(trained, tmp_path):
+    data = dataset_view(trained["data"], tmp_path / "data")
+    partial = data / "features" / "cnn_tconv.lmdb.partial"
+    first = read_manifest(data / "train.tsv")[0].id
+    marker = np.full((2, 64), 7, dtype=np.float16)
+    with LmdbWriter(str(partial)) as writer:  # what a killed run left: one clip committed
+        writer.put_array(first, marker)
+    out = run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--num-workers", "0",
+                     "--quiet").stdout
+    assert "resuming: 1 of 21 clips" in out and "20 extracted now" in out
+    store = FeatureStore(str(data / "features" / "cnn_tconv.lmdb"))
+    assert np.array_equal(store.array(first), marker)  # kept, not computed again
+    assert len(list(store.keys())) == 21
+    again = run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--quiet").stdout
+    assert "is complete" in again
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_split_the_clips_and_write_one_store(trained, tmp_path):
+    data = dataset_view(trained["data"], tmp_path / "data")
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [os.path.join(BIN, "slt-extract-features"), "--checkpoint", str(trained["s2g"]), "--data", str(data),
+         "--num-workers", "0", "--quiet", "--batch-size", "2"], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}) for rank in (0, 1)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "21 clips (11 extracted now" in logs[0]  # rank 0 took every other clip, rank 1 the rest
+    index = json.loads((data / "features" / "cnn_tconv.lmdb" / "index.json").read_text())
+    assert index["count"] == 21
+
+
+def test_joint_train_on_frames_then_generate_text_glosses_and_scores(trained, tmp_path):
+    work = tmp_path / "ckpts"
+    work.mkdir()
+    s2g, g2t = shutil.copy(trained["s2g"], work / "s2g.pt"), shutil.copy(trained["g2t"], work / "g2t.pt")
+    train = run_script("fairseq-train", trained["data"], *COMMON, "--task", "sign2text", "--crop-size", "32",
+                       "--arch", "joint", "--sign2gloss-checkpoint", s2g, "--gloss2text-checkpoint", g2t,
+                       "--criterion", "combined", "--label-smoothing", "0.1", "--lr", "1e-3", "--max-epoch", "2",
+                       "--eval-bleu", "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric",
+                       "--save-dir", tmp_path / "s2t").stdout
+    valid = re.findall(r"valid on 'dev' subset \|.*", train)
+    assert len(valid) == 2 and all(re.search(r"translation_loss [\d.]+ \| ctc_loss [\d.]+ .*\| wer [\d.]+ "
+                                             r"\| bleu [\d.]+", v) for v in valid), valid
+    os.remove(s2g), os.remove(g2t)  # the joint checkpoint holds what it needs
+    gen = run_script("fairseq-generate", trained["data"], "--user-dir", "slt_plugins", "--task", "sign2text",
+                     "--crop-size", "32", "--path", tmp_path / "s2t" / "checkpoint_best.pt", "--gen-subset", "test",
+                     "--beam", "2", "--batch-size", "2", "--num-workers", "0",
+                     "--scoring", "translation_metrics").stdout
+    assert sorted(int(i) for i in re.findall(r"^H-(\d+)\t", gen, flags=re.M)) == list(range(5))
+    assert sorted(int(i) for i in re.findall(r"^G-(\d+)\t", gen, flags=re.M)) == list(range(5))
+    assert re.search(r"BLEU-4 [\d.]+ \| ROUGE-L [\d.]+ \| WER [\d.]+ \(del \d+, ins \d+, sub \d+; \d+ glosses\)", gen)
+
+
+def test_demo_config_trains_on_extracted_features_with_a_learning_rate_per_part(trained, tmp_path):
+    data = dataset_view(trained["data"], tmp_path / "data")
+    run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--num-workers", "0",
+               "--quiet")
+    out = run_script("fairseq-hydra-train", "--config-dir", "configs/demo", "--config-name", "s2t",
+                     f"task.data={data}", f"model.sign2gloss_checkpoint={trained['s2g']}",
+                     f"model.gloss2text_checkpoint={trained['g2t']}", f"checkpoint.save_dir={tmp_path / 's2t'}",
+                     "optimization.max_epoch=1", "optimization.max_update=3", "dataset.batch_size=4")
+    log = out.stdout + out.stderr
+    assert re.search(r"Group : translator:.*'lr': \[0\.0003\]", log) and re.search(r"Group : visual:.*0\.001", log)
+    gen = run_script("fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "sign2text", "--input",
+                     "features", "--features", "cnn_tconv", "--path", tmp_path / "s2t" / "checkpoint_best.pt",
+                     "--gen-subset", "dev", "--beam", "1", "--num-workers", "0", "--scoring",
+                     "translation_metrics").stdout
+    assert len(re.findall(r"^G-\d+\t", gen, flags=re.M)) == 4 and "| WER " in gen
+
+
+def test_word_error_counts_and_the_scorer_reads_the_recognised_glosses():
+    assert word_error_counts("A B C D".split(), "A X C".split()) == (1, 0, 1)
+    assert word_error_counts("A B".split(), "A B C E".split()) == (0, 2, 0)
+    assert word_error_counts([], "A".split()) == (0, 1, 0)
+    scorer = TranslationMetricsScorer(TranslationMetricsConfig())
+    RECOGNISED_GLOSSES.clear()
+    RECOGNISED_GLOSSES.extend([("A B C D", "A X C"), ("E F", "E F")])
+    scorer.add_string("das ist gut", "das ist gut")
+    scorer.add_string("es regnet", "es schneit")
+    assert not RECOGNISED_GLOSSES and math.isclose(scorer.wer(), 100 * 2 / 6)
+    assert "WER 33.33 (del 1, ins 0, sub 1; 6 glosses)" in scorer.result_string()

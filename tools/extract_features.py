@@ -1,0 +1,212 @@
+"""slt-extract-features: a Sign2Gloss checkpoint's visual backbone over a binarised dataset → ``features/<name>.lmdb``.
+
+Every clip of every split is read as in evaluation (centre crop, all frames), passed through the backbone (S3D: blocks
+1–4, T/4×832) and stored as float16 T'×C under its id, with ``index.json`` (each T', the width, the checkpoint)
+beside the data. Training Sign2Text on these (``--input features``) is SingleStream-SLT's recipe.
+
+- batched: clips sorted by length, ``--batch-size`` clips and at most ``--max-frames`` padded frames per batch. A 3D
+  backbone (S3D) sees the zero padding after a shorter clip, so its last feature vectors can differ slightly from
+  the clip's features alone; ``--batch-size 1`` is exact.
+- resumable: the store is written into ``<name>.lmdb.partial`` in committed batches and renamed into place when
+  every clip is in; run the same command again after a kill and it goes on where it stopped. A finished store is
+  left alone unless ``--overwrite``.
+- distributed: under ``torchrun --nproc_per_node N`` each process takes every N-th clip on its own GPU and all
+  write into the same store (LMDB serialises the commits); process 0 writes the index.
+
+A joint (sign2text) checkpoint works too: its sign encoder holds the same backbone.
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+logger = logging.getLogger("slt-extract-features")
+
+
+class ExtractError(ValueError):
+    """Stops the run with one line that names the file and the fix."""
+
+
+def sign_encoder(model):
+    """The sign encoder of a sign2gloss (``s3d_encoder``) or sign2text (``joint``) model."""
+    encoder = model.encoder
+    encoder = getattr(encoder, "sign", encoder)
+    if getattr(encoder, "backbone", None) is None:
+        raise ExtractError("the checkpoint's model has no visual backbone (it was trained on features); give a "
+                           "checkpoint trained on frames")
+    return encoder
+
+
+def load_checkpoint(path: str, data: str):
+    from fairseq import checkpoint_utils
+
+    if not os.path.isfile(path):
+        raise ExtractError(f"--checkpoint {path}: no such file")
+    overrides = {"data": data, "input": "frames"}
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    return sign_encoder(models[0]), cfg, task
+
+
+def split_rows(data: str, splits: List[str]):
+    from slt_plugins.data.manifest import manifest_path, read_manifest
+
+    if not splits:
+        meta_path = os.path.join(data, "meta.json")
+        if not os.path.isfile(meta_path):
+            raise ExtractError(f"{meta_path} is missing: binarise the dataset with slt-binarise first")
+        with open(meta_path, encoding="utf-8") as f:
+            splits = list(json.load(f).get("splits", []))
+    rows, seen = [], set()
+    for split in splits:
+        path = manifest_path(data, split)
+        if not os.path.isfile(path):
+            raise ExtractError(f"{path}: no such split; the dataset has {', '.join(splits)}")
+        for row in read_manifest(path):
+            if row.id not in seen:
+                seen.add(row.id)
+                rows.append(row)
+    return rows
+
+
+def batches(sizes: np.ndarray, batch_size: int, max_frames: int) -> List[List[int]]:
+    """Indices sorted by length, cut into batches of at most ``batch_size`` clips and ``max_frames`` padded frames."""
+    out, current = [], []
+    for i in np.argsort(sizes, kind="mergesort").tolist():
+        if current and (len(current) == batch_size or sizes[i] * (len(current) + 1) > max_frames):
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return out
+
+
+def write_index(path: str, info: Dict) -> None:
+    """``index.json`` with every clip's T', read from the arrays' headers (all processes' clips)."""
+    from slt_plugins.data.lmdb_store import FeatureStore
+
+    store = FeatureStore(path)
+    keys = list(store.keys())
+    lengths = dict(zip(keys, store.lengths(keys)))
+    store.close()
+    tmp = os.path.join(path, "index.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(dict(info, count=len(lengths), lengths=lengths), f)
+    os.replace(tmp, os.path.join(path, "index.json"))
+
+
+def setup_distributed():
+    """(rank, world size, device) from torchrun's environment; one process on the best device otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def extract(args) -> Dict:
+    from slt_plugins.data.lmdb_store import FrameStore, LmdbWriter
+    from slt_plugins.data.sign_dataset import SignFrameDataset
+
+    rank, world, device = setup_distributed()
+    encoder, cfg, task = load_checkpoint(args.checkpoint, args.data)
+    name = args.name or encoder.backbone.__registry_name__
+    final = os.path.join(args.data, "features", f"{name}.lmdb")
+    partial = final + ".partial"
+    if os.path.isfile(os.path.join(final, "index.json")) and not args.overwrite:
+        if rank == 0:
+            print(f"{final} is complete; --overwrite to extract again")
+        return {"path": final, "written": 0}
+    if rank == 0 and args.overwrite:
+        shutil.rmtree(partial, ignore_errors=True)
+    if world > 1:
+        dist.barrier()
+
+    rows = split_rows(args.data, args.splits.split(",") if args.splits else [])
+    with LmdbWriter(partial, commit_every=args.commit_every) as writer:
+        done = set(writer.keys())
+        todo = [r for i, r in enumerate(rows) if i % world == rank and r.id not in done]
+        dataset = SignFrameDataset(FrameStore(os.path.join(args.data, "frames.lmdb")), todo, train=False,
+                                   crop_size=cfg.task.crop_size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches(dataset.sizes, args.batch_size, args.max_frames),
+            collate_fn=dataset.collater, num_workers=args.num_workers)
+        encoder.eval().to(device)
+        if rank == 0 and done:
+            print(f"resuming: {len(done)} of {len(rows)} clips are already in {partial}")
+        started, written = time.time(), 0
+        with torch.inference_mode(), tqdm(total=len(todo), unit="clip", disable=rank != 0 or args.quiet,
+                                          desc=f"{name} features") as progress:
+            for batch in loader:
+                net = batch["net_input"]
+                with torch.autocast(device.type, dtype=torch.float16, enabled=args.fp16 and device.type == "cuda"):
+                    features, lengths = encoder.visual_features(net["frames"].to(device),
+                                                                net["frame_lengths"].to(device))
+                features = features.float().cpu()
+                for k, (i, n) in enumerate(zip(batch["id"].tolist(), lengths.tolist())):
+                    writer.put_array(todo[i].id, features[k, :n].numpy().astype(np.float16))
+                written += len(lengths)
+                progress.update(len(lengths))
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        write_index(partial, {"dim": int(encoder.backbone.output_dim), "dtype": "float16",
+                              "backbone": encoder.backbone.__registry_name__, "crop_size": int(cfg.task.crop_size),
+                              "checkpoint": os.path.abspath(args.checkpoint)})
+        missing = len(rows) - json.load(open(os.path.join(partial, "index.json")))["count"]
+        if missing > 0:
+            raise ExtractError(f"{partial}: {missing} clips are missing after extraction; run again to resume")
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(partial, final)
+        print(f"{final}: {len(rows)} clips ({written} extracted now, {time.time() - started:.0f} s)")
+    if world > 1:
+        dist.barrier()
+    return {"path": final, "written": written}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="slt-extract-features", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--checkpoint", required=True, help="a sign2gloss (or sign2text) checkpoint trained on frames")
+    p.add_argument("--data", required=True, help="the binarised dataset (data_bins/NAME) with frames.lmdb")
+    p.add_argument("--name", default="", help="features/<name>.lmdb (default: the backbone's name, e.g. s3d)")
+    p.add_argument("--splits", default="", help="comma-separated splits (default: all in meta.json)")
+    p.add_argument("--batch-size", type=int, default=4, help="clips per batch (1: exact for 3D backbones)")
+    p.add_argument("--max-frames", type=int, default=2000, help="padded frames per batch at most")
+    p.add_argument("--num-workers", type=int, default=2, help="data-loader processes decoding JPEGs")
+    p.add_argument("--commit-every", type=int, default=32, help="clips per LMDB commit (what a kill may lose)")
+    p.add_argument("--fp16", action="store_true", help="autocast the backbone to float16 on a GPU")
+    p.add_argument("--overwrite", action="store_true", help="extract again over a finished store")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    import slt_plugins  # noqa: F401  (registers the tasks and models the checkpoint names)
+
+    try:
+        extract(args)
+    except ExtractError as e:
+        print(f"slt-extract-features: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
