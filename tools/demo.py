@@ -1,9 +1,10 @@
 """slt-demo: the whole pipeline on the generated demo corpus, through the same commands a user types.
 
 make the corpus (slt-make-demo-data) → binarise it (slt-binarise) → train Sign2Gloss and Gloss2Text
-(fairseq-hydra-train with ``configs/demo``) → decode the test split (fairseq-generate) → print WER and BLEU.
-Each step's output lands in ``--workdir``; a step whose output is already there is skipped, so a second run
-only evaluates (``--fresh`` starts over).
+(fairseq-hydra-train with ``configs/demo``) → extract the Sign2Gloss backbone's features (slt-extract-features) →
+train Sign2Text from both checkpoints on those features → decode the test split (fairseq-generate) → print the
+WER, BLEU-4 and ROUGE-L of each stage. Each step's output lands in ``--workdir``; a step whose output is already
+there is skipped, so a second run only evaluates (``--fresh`` starts over).
 """
 
 import argparse
@@ -73,24 +74,39 @@ def main(argv=None) -> int:
         seed = [f"common.seed={args.seed}"]
         train("sign2gloss", "s2g", data, os.path.join(work, "s2g"), logs, seed)
         train("gloss2text", "g2t", data, os.path.join(work, "g2t"), logs, seed)
+        run("features", [script("slt-extract-features"), "--checkpoint",
+                         os.path.join(work, "s2g", "checkpoint_best.pt"), "--data", data, "--batch-size", "8",
+                         "--num-workers", "1", "--quiet"], logs)
+        train("sign2text", "s2t", data, os.path.join(work, "s2t"), logs, seed + [
+            f"model.sign2gloss_checkpoint={os.path.join(work, 's2g', 'checkpoint_best.pt')}",
+            f"model.gloss2text_checkpoint={os.path.join(work, 'g2t', 'checkpoint_best.pt')}"])
 
         # generation reads in the main process (--num-workers 0): it is quick, and fairseq-generate leaves its
         # loader's worker running at exit, where we saw a rare abort ("terminate called without an active exception")
-        s2g = run("sign2gloss-test", [
-            script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--task", "sign2gloss", "--crop-size",
-            "64", "--path", os.path.join(work, "s2g", "checkpoint_best.pt"), "--gen-subset", "test", "--beam", "5",
-            "--batch-size", "8", "--num-workers", "0", "--scoring", "wer"], logs)
-        g2t = run("gloss2text-test", [
-            script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--task", "gloss2text",
-            "--path", os.path.join(work, "g2t", "checkpoint_best.pt"), "--gen-subset", "test", "--beam", "5",
-            "--batch-size", "32", "--num-workers", "0", "--scoring", "sacrebleu"], logs)
+        generate = [script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--gen-subset", "test", "--beam",
+                    "5", "--batch-size", "8", "--num-workers", "0"]
+        s2g = run("sign2gloss-test", generate + [
+            "--task", "sign2gloss", "--crop-size", "64", "--path", os.path.join(work, "s2g", "checkpoint_best.pt"),
+            "--scoring", "wer"], logs)
+        g2t = run("gloss2text-test", generate + [
+            "--task", "gloss2text", "--path", os.path.join(work, "g2t", "checkpoint_best.pt"),
+            "--scoring", "translation_metrics"], logs)
+        s2t = run("sign2text-test", generate + [
+            "--task", "sign2text", "--input", "features", "--features", "cnn_tconv",
+            "--path", os.path.join(work, "s2t", "checkpoint_best.pt"), "--scoring", "translation_metrics"], logs)
     except StepFailed as e:
         print(f"[demo] {e}", file=sys.stderr)
         return 1
-    wer = re.search(r"WER: ([\d.]+)", s2g).group(1)
-    bleu = re.search(r"BLEU = ([\d.]+)", g2t).group(1)
-    print(f"\n[demo] demo corpus, test split — Sign2Gloss WER {wer} %   Gloss2Text BLEU-4 {bleu}  "
-          f"({time.time() - started:.0f} s; logs in {logs})")
+
+    def metric(output: str, name: str) -> str:
+        return re.search(re.escape(name) + r" ([\d.]+)", output).group(1)
+
+    print(f"\n[demo] demo corpus, test split ({time.time() - started:.0f} s; logs and hypotheses in {logs})")
+    print(f"[demo]   Sign2Gloss  WER {metric(s2g, 'WER:')} %")
+    print(f"[demo]   Gloss2Text  BLEU-4 {metric(g2t, 'BLEU-4')}  ROUGE-L {metric(g2t, 'ROUGE-L')}  "
+          "(reference glosses in)")
+    print(f"[demo]   Sign2Text   BLEU-4 {metric(s2t, 'BLEU-4')}  ROUGE-L {metric(s2t, 'ROUGE-L')}  "
+          f"WER {metric(s2t, '| WER')} %  (video features in)")
     return 0
 
 

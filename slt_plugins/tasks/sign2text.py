@@ -71,7 +71,8 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         hypos = super().inference_step(generator, models, sample, prefix_tokens, constraints)
-        if generator is not getattr(self, "_bleu_generator", None):  # fairseq-generate, not validation BLEU
+        # fairseq-generate's generator, not validation BLEU's (nor --score-reference's scorer)
+        if generator is not getattr(self, "_bleu_generator", None) and hasattr(generator, "recognise"):
             self.report_glosses(sample, generator.recognise())
         return hypos
 
