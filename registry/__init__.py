@@ -1,6 +1,7 @@
 """The project's own registries, on fairseq's pattern: register a class by name with a dataclass config, build it
 by name. fairseq's registries cover tasks, models and criteria; the pieces *inside* our models (visual
-backbones, visual-language mappers) are swapped here, so a new backbone is a new file plus a ``@register_visual_backbone``."""
+backbones, visual-language mappers) are swapped here, so a new backbone is a new file plus a
+``@register_visual_backbone``."""
 
 from registry.core import Registry, RegistryError
 

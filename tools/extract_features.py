@@ -1,4 +1,4 @@
-"""slt-extract-features: a Sign2Gloss checkpoint's visual backbone over a binarised dataset → ``features/<name>.lmdb``.
+"""slt-extract-features: a Sign2Gloss checkpoint's backbone over a binarised dataset → ``features/<name>.lmdb``.
 
 Every clip of every split is read as in evaluation (centre crop, all frames), passed through the backbone (S3D: blocks
 1–4, T/4×832) and stored as float16 T'×C under its id, with ``index.json`` (each T', the width, the checkpoint)

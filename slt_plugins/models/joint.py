@@ -1,7 +1,7 @@
 """Model ``joint``: Sign2Text — the Sign2Gloss encoder, a visual-language mapper, and the Gloss2Text translator.
 
-    frames or features → sign encoder (backbone, visual head) → gloss representation ─→ mapper ─→ mBART encoder
-                                                               └→ gloss logits (CTC)        → mBART decoder → text
+    frames or features → sign encoder → gloss representation ─→ mapper ─→ mBART encoder → mBART decoder → text
+                                                          └→ gloss logits (CTC)
 
 The mapper's vectors take the place of gloss embeddings, followed by ``</s> [de_DGS]`` exactly as Gloss2Text's
 source ends, and go through the translator's embedding scale, positions and LayerNorm. The encoder output carries the
@@ -31,8 +31,8 @@ from typing import Dict
 import torch
 from fairseq import checkpoint_utils
 from fairseq.dataclass import FairseqDataclass
-from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, FairseqEncoder, FairseqEncoderDecoderModel, register_model,
-                            register_model_architecture)
+from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, FairseqEncoder, FairseqEncoderDecoderModel,
+                            register_model, register_model_architecture)
 from omegaconf import OmegaConf, open_dict
 
 from registry import VL_MAPPERS, build_vl_mapper
@@ -134,7 +134,7 @@ class JointEncoder(FairseqEncoder):
         return out
 
     def append_source_tokens(self, mapped: torch.Tensor, padding_mask: torch.Tensor):
-        """B×T'×d vectors → B×(T'+2) ids and embeddings: each clip's vectors, then ``</s>`` and the language token."""
+        """B×T'×d vectors → B×(T'+2) ids and embeddings: a clip's vectors, then ``</s>`` and the language token."""
         lengths = (~padding_mask).sum(dim=1, keepdim=True)
         positions = torch.arange(mapped.size(1) + 2, device=mapped.device).unsqueeze(0)
         tokens = torch.full(positions.shape, self.text.padding_idx, dtype=torch.long, device=mapped.device)
