@@ -1,6 +1,7 @@
 """Shared fixtures: the real data beside the checkout, and running the project's console scripts."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -27,3 +28,23 @@ def run_script(name, *args, check=True, cwd=REPO, timeout=600):
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
                              f"\n--- stderr\n{proc.stderr[-4000:]}")
     return proc
+
+
+def tiny_demo_bin(root):
+    """A tiny generated demo corpus (12/4/5 clips of 32×32 frames) binarised into ``root/bin``; returns that path."""
+    from tools.binarise import main as binarise_main
+    from tools.make_demo_data import main as make_demo_data
+
+    assert make_demo_data(["--out", str(root / "raw"), "--train", "12", "--dev", "4", "--test", "5",
+                           "--frame-size", "32", "32", "--workers", "1"]) in (None, 0)
+    assert binarise_main(["phoenix-2014t", "--annotations", str(root / "raw" / "annotations"), "--frames",
+                          str(root / "raw" / "frames"), "--out", str(root / "bin"), "--frame-size", "0",
+                          "--workers", "1"]) == 0
+    return root / "bin"
+
+
+def free_port():
+    """A TCP port nobody listens on, for a torch.distributed rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -3,20 +3,17 @@ features, and two-process training on CPU through fairseq's distributed trainer.
 
 import os
 import re
-import socket
 import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import BIN, REPO, run_script
+from conftest import BIN, REPO, free_port, run_script, tiny_demo_bin
 from slt_plugins.data.lmdb_store import LmdbWriter
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
 from slt_plugins.models.visual_head import MaskedBatchNorm1d
-from tools.binarise import main as binarise_main
-from tools.make_demo_data import main as make_demo_data
 
 TRAIN_ARGS = ["--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch", "s3d_encoder_tiny", "--crop-size", "32",
               "--criterion", "gloss_ctc", "--optimizer", "adam", "--lr", "2e-3", "--batch-size", "4",
@@ -27,13 +24,7 @@ TRAIN_ARGS = ["--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch", "s3
 @pytest.fixture(scope="module")
 def demo_bin(tmp_path_factory):
     """A tiny generated corpus (32×32 frames), binarised."""
-    root = tmp_path_factory.mktemp("demo")
-    assert make_demo_data(["--out", str(root / "raw"), "--train", "12", "--dev", "4", "--test", "5",
-                           "--frame-size", "32", "32", "--workers", "1"]) in (None, 0)
-    assert binarise_main(["phoenix-2014t", "--annotations", str(root / "raw" / "annotations"), "--frames",
-                          str(root / "raw" / "frames"), "--out", str(root / "bin"), "--frame-size", "0",
-                          "--workers", "1"]) == 0
-    return root / "bin"
+    return tiny_demo_bin(tmp_path_factory.mktemp("demo"))
 
 
 def test_masked_batch_norm_ignores_padding():
@@ -99,15 +90,9 @@ def test_train_and_generate_on_features(demo_bin, tmp_path):
     assert len(re.findall(r"^D-\d+\t", gen, flags=re.M)) == 4
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_training_on_cpu(demo_bin, tmp_path):
     """fairseq's distributed trainer with gloo: two ranks, each a process, on one CPU machine."""
-    save, port = tmp_path / "ckpt", _free_port()
+    save, port = tmp_path / "ckpt", free_port()
     procs = [subprocess.Popen(
         [os.path.join(BIN, "fairseq-train"), str(demo_bin), *TRAIN_ARGS, "--max-update", "3", "--save-dir",
          str(save), "--cpu", "--distributed-backend", "gloo", "--distributed-init-method", f"tcp://127.0.0.1:{port}",

@@ -7,7 +7,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 
 import numpy as np
@@ -18,14 +17,12 @@ from fairseq import checkpoint_utils, options, tasks
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import BIN, REPO, run_script
+from conftest import BIN, REPO, free_port, run_script, tiny_demo_bin
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore, LmdbWriter
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.data.sign_dataset import SignFrameDataset
 from slt_plugins.scoring.translation_metrics import (RECOGNISED_GLOSSES, TranslationMetricsConfig,
                                                      TranslationMetricsScorer, word_error_counts)
-from tools.binarise import main as binarise_main
-from tools.make_demo_data import main as make_demo_data
 
 COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4", "--valid-subset", "dev",
           "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple"]
@@ -35,12 +32,7 @@ COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4
 def trained(tmp_path_factory):
     """A tiny binarised demo corpus (32×32 frames) with a Sign2Gloss and a Gloss2Text checkpoint trained on it."""
     root = tmp_path_factory.mktemp("s2t")
-    assert make_demo_data(["--out", str(root / "raw"), "--train", "12", "--dev", "4", "--test", "5",
-                           "--frame-size", "32", "32", "--workers", "1"]) in (None, 0)
-    assert binarise_main(["phoenix-2014t", "--annotations", str(root / "raw" / "annotations"), "--frames",
-                          str(root / "raw" / "frames"), "--out", str(root / "bin"), "--frame-size", "0",
-                          "--workers", "1"]) == 0
-    data = root / "bin"
+    data = tiny_demo_bin(root)
     run_script("fairseq-train", data, *COMMON, "--task", "sign2gloss", "--arch", "s3d_encoder_tiny", "--crop-size",
                "32", "--criterion", "gloss_ctc", "--lr", "2e-3", "--max-update", "3", "--save-dir", root / "s2g")
     run_script("fairseq-train", data, *COMMON, "--task", "gloss2text", "--arch", "mbart_translator_tiny",
@@ -162,15 +154,9 @@ def test_extraction_resumes_where_it_stopped_and_leaves_a_finished_store_alone(t
     assert "is complete" in again
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_split_the_clips_and_write_one_store(trained, tmp_path):
     data = dataset_view(trained["data"], tmp_path / "data")
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [os.path.join(BIN, "slt-extract-features"), "--checkpoint", str(trained["s2g"]), "--data", str(data),
          "--num-workers", "0", "--quiet", "--batch-size", "2"], cwd=REPO, stdout=subprocess.PIPE,

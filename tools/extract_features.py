@@ -167,7 +167,8 @@ def extract(args) -> Dict:
         write_index(partial, {"dim": int(encoder.backbone.output_dim), "dtype": "float16",
                               "backbone": encoder.backbone.__registry_name__, "crop_size": int(cfg.task.crop_size),
                               "checkpoint": os.path.abspath(args.checkpoint)})
-        missing = len(rows) - json.load(open(os.path.join(partial, "index.json")))["count"]
+        with open(os.path.join(partial, "index.json"), encoding="utf-8") as f:
+            missing = len(rows) - json.load(f)["count"]
         if missing > 0:
             raise ExtractError(f"{partial}: {missing} clips are missing after extraction; run again to resume")
         if os.path.exists(final):

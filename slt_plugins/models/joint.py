@@ -32,10 +32,10 @@ import torch
 from fairseq import checkpoint_utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, FairseqEncoder, FairseqEncoderDecoderModel,
-                            register_model, register_model_architecture)
+                            register_model)
 from omegaconf import OmegaConf, open_dict
 
-from registry import VL_MAPPERS, build_vl_mapper
+from registry import build_vl_mapper
 from slt_plugins.models.mbart_translator import MBartTranslator
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
 
@@ -55,7 +55,8 @@ class JointConfig(FairseqDataclass):
     translator_args: str = field(default="{}", metadata={
         "help": "translator options (mbart_translator's) as a dict literal, over the checkpoint's, e.g. "
                 "\"{'dropout': 0.3}\""})
-    vl_mapper: str = field(default="mlp", metadata={"help": f"visual-language mapper: {', '.join(VL_MAPPERS.names())}"})
+    vl_mapper: str = field(default="mlp", metadata={
+        "help": "visual-language mapper by registered name: mlp (SingleStream-SLT's), gloss_embedding, …"})
     vl_mapper_args: str = field(default="{}", metadata={"help": "mapper options as a dict literal"})
 
 
@@ -163,7 +164,11 @@ class JointModel(FairseqEncoderDecoderModel):
 
     @classmethod
     def build_model(cls, cfg: JointConfig, task):
-        visual_cfg = SignEncoderConfig(**_options(cfg.visual_args, "visual-args"))
+        visual = _options(cfg.visual_args, "visual-args")
+        unknown = sorted(set(visual) - {f.name for f in dataclasses.fields(SignEncoderConfig)})
+        if unknown:
+            raise ValueError(f"--visual-args: {', '.join(unknown)} are not options of the sign encoder (s3d_encoder)")
+        visual_cfg = SignEncoderConfig(**visual)
         sign = SignEncoder(visual_cfg, task.ctc_dict, task.cfg.input, task.feature_dim)
         if ARCH_MODEL_REGISTRY.get(cfg.translator_arch) is not MBartTranslator:
             raise ValueError(f"--translator-arch {cfg.translator_arch}: not an mbart_translator arch")
@@ -230,11 +235,3 @@ def _load(module: torch.nn.Module, state: dict, path: str, kind: str) -> None:
         raise ValueError(f"--{kind}-checkpoint {path} does not fit the joint model: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     logger.info(f"{kind} side initialised from {path}")
-
-
-@register_model_architecture("joint", "joint_tiny")
-def joint_tiny(cfg):
-    """A CPU-sized joint model for tests and the demo (when no checkpoints give the shapes)."""
-    cfg.visual_args = getattr(cfg, "visual_args", "{'visual_backbone': 'cnn_tconv', 'backbone_args': "
-                                                  "\"{'output_dim': 64}\", 'head_dim': 64, 'head_ff_dim': 128}")
-    cfg.translator_arch = getattr(cfg, "translator_arch", "mbart_translator_tiny")
