@@ -236,3 +236,15 @@ def test_published_recipes_compose_and_train_at_tiny_size(corpus, trained, tmp_p
     log = out.stdout + out.stderr
     assert "num_updates 2" in log and re.search(r"valid on 'dev' subset .*\| wer [\d.]+ \| bleu [\d.]+", log)
     assert (tmp_path / "s2t" / "checkpoint_best.pt").is_file()
+
+
+def test_wrong_checkpoints_and_missing_files_are_one_line_errors(trained, tmp_path):
+    swapped = dict(trained, g2t=trained["s2g"])
+    with pytest.raises(ValueError, match="is not a translator arch"):
+        build_joint(swapped)
+    with pytest.raises(ValueError, match="--visual-args: colour are not options of the sign encoder"):
+        build_joint(trained, "--visual-args", "{'colour': 1}")
+    out = run_script("slt-extract-features", "--checkpoint", tmp_path / "nope.pt", "--data", trained["data"],
+                     check=False)
+    assert out.returncode == 1 and out.stderr.strip() == f"slt-extract-features: --checkpoint {tmp_path / 'nope.pt'}: " \
+                                                        "no such file"
