@@ -248,3 +248,69 @@ def test_wrong_checkpoints_and_missing_files_are_one_line_errors(trained, tmp_pa
                      check=False)
     assert out.returncode == 1 and out.stderr.strip() == f"slt-extract-features: --checkpoint {tmp_path / 'nope.pt'}: " \
                                                         "no such file"
+
+
+@pytest.fixture(scope="module")
+def bundles(trained, tmp_path_factory):
+    """Bundles of a joint model trained on frames for one epoch, of the Sign2Gloss and of the Gloss2Text model."""
+    root = tmp_path_factory.mktemp("bundles")
+    run_script("fairseq-train", trained["data"], *COMMON, "--task", "sign2text", "--crop-size", "32", "--arch",
+               "joint", "--sign2gloss-checkpoint", trained["s2g"], "--gloss2text-checkpoint", trained["g2t"],
+               "--criterion", "combined", "--label-smoothing", "0.1", "--lr", "1e-3", "--max-epoch", "1",
+               "--save-dir", root / "s2t")
+    out = {}
+    for name, checkpoint in (("s2t", root / "s2t" / "checkpoint_last.pt"), ("s2g", trained["s2g"]),
+                             ("g2t", trained["g2t"])):
+        run_script("slt-export", "--checkpoint", checkpoint, "--out", root / name)
+        out[name] = root / name
+    return out
+
+
+def test_bundle_translates_a_video_a_frame_folder_and_a_stored_clip_the_same_through_api_and_cli(
+        bundles, trained, shared_data):
+    from slt_plugins.translator import SignTranslator
+
+    folder = trained["data"].parent / "raw" / "frames" / "test"
+    inputs = [os.path.join(shared_data, "video", "test_video.mp4"), str(folder / sorted(os.listdir(folder))[0]),
+              f"{trained['data']}/frames.lmdb:{read_manifest(trained['data'] / 'dev.tsv')[0].id}"]
+    model = SignTranslator.from_pretrained(str(bundles["s2t"]), device="cpu")
+    results = model.run(inputs, batch_size=2)
+    assert [r.error for r in results] == [None] * 3 and all(r.text is not None and r.glosses is not None
+                                                           for r in results)
+    assert model.translate(inputs[1]) == results[1].text and model.recognize(inputs[2]) == results[2].glosses
+    cli = run_script("slt-translate", "--model", bundles["s2t"], *inputs, "--json", "--batch-size", "1").stdout
+    assert [json.loads(line) for line in cli.splitlines()] == [r._asdict() for r in results]
+    # a bundle of one stage: glosses only, or text from glosses
+    s2g = SignTranslator.from_pretrained(str(bundles["s2g"]), device="cpu")
+    assert s2g.recognize(inputs[1]) is not None
+    g2t = run_script("slt-translate", "--model", bundles["g2t"], "REGEN MORGEN", "--json").stdout
+    assert json.loads(g2t)["text"] is not None
+
+
+def test_bad_inputs_and_bundles_are_one_line_errors_and_the_rest_is_translated(bundles, trained, tmp_path):
+    from PIL import Image
+
+    short = tmp_path / "short"
+    short.mkdir()
+    for i in range(2):
+        Image.new("RGB", (40, 40)).save(short / f"images{i:04d}.png")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    good = f"{trained['data']}/frames.lmdb:{read_manifest(trained['data'] / 'test.tsv')[0].id}"
+    proc = run_script("slt-translate", "--model", bundles["s2t"], short, broken, empty, tmp_path / "missing.mp4",
+                      good, f"{trained['data']}/frames.lmdb:nope", "--json", check=False)
+    assert proc.returncode == 1
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["error"] is None for r in results] == [False, False, False, False, True, False]
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 5 and all(e.startswith("slt-translate: ") for e in errors)
+    assert "needs at least 4" in errors[0] and str(broken) in errors[1] and str(empty) in errors[2]
+    assert "no such file" in errors[3] and "'nope'" in errors[4]
+    info = json.loads((bundles["g2t"] / "bundle.json").read_text())
+    other = tmp_path / "other"
+    shutil.copytree(bundles["g2t"], other)
+    (other / "bundle.json").write_text(json.dumps(dict(info, version=99)))
+    proc = run_script("slt-translate", "--model", other, "REGEN", check=False)
+    assert proc.returncode == 1 and "version 99" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

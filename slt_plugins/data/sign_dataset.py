@@ -40,6 +40,12 @@ def collate_padded(inputs: List[torch.Tensor]):
     return out, lengths
 
 
+def collate_clips(clips: List[torch.Tensor]):
+    """T×3×H×W clips → B×T×3×H×W, channels last in memory like the clips (B×T×H×W×3): packing them is a plain copy."""
+    frames, lengths = collate_padded([x.permute(0, 2, 3, 1) for x in clips])
+    return frames.permute(0, 1, 4, 2, 3), lengths
+
+
 class _SignDataset(FairseqDataset):
     """What both datasets share: rows, sizes, ordering and the collation of ids and targets."""
 
@@ -156,9 +162,7 @@ class SignFrameDataset(_SignDataset):
         return self._item(index, clip)
 
     def collate_inputs(self, inputs: List[torch.Tensor]):
-        """B×T×3×H×W, channels last in memory like the clips (B×T×H×W×3): packing them is a plain copy."""
-        frames, lengths = collate_padded([x.permute(0, 2, 3, 1) for x in inputs])
-        return frames.permute(0, 1, 4, 2, 3), lengths
+        return collate_clips(inputs)
 
 
 class SignFeatureDataset(_SignDataset):
