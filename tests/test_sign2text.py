@@ -170,6 +170,24 @@ def test_two_processes_split_the_clips_and_write_one_store(trained, tmp_path):
     assert index["count"] == 21
 
 
+def tensorboard_scalars(folder):
+    """tag → [(step, value)] from the TensorBoard event files in ``folder`` (TFRecord framing, tensorboardX's protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars = {}
+    for name in os.listdir(folder):
+        with open(os.path.join(folder, name), "rb") as f:
+            while len(header := f.read(12)) == 12:
+                event = event_pb2.Event()
+                event.ParseFromString(f.read(struct.unpack("<Q", header[:8])[0]))
+                f.read(4)  # the record's checksum
+                for value in event.summary.value:
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
 def test_joint_train_on_frames_then_generate_text_glosses_and_scores(trained, tmp_path):
     work = tmp_path / "ckpts"
     work.mkdir()
@@ -178,10 +196,14 @@ def test_joint_train_on_frames_then_generate_text_glosses_and_scores(trained, tm
                        "--arch", "joint", "--sign2gloss-checkpoint", s2g, "--gloss2text-checkpoint", g2t,
                        "--criterion", "combined", "--label-smoothing", "0.1", "--lr", "1e-3", "--max-epoch", "2",
                        "--eval-bleu", "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric",
-                       "--save-dir", tmp_path / "s2t").stdout
+                       "--save-dir", tmp_path / "s2t", "--tensorboard-logdir", tmp_path / "tb").stdout
     valid = re.findall(r"valid on 'dev' subset \|.*", train)
     assert len(valid) == 2 and all(re.search(r"translation_loss [\d.]+ \| ctc_loss [\d.]+ .*\| wer [\d.]+ "
                                              r"\| bleu [\d.]+", v) for v in valid), valid
+    # fairseq's --tensorboard-logdir carries the plugin's curves: one point per epoch for dev WER and BLEU
+    dev = tensorboard_scalars(tmp_path / "tb" / "dev")
+    assert {"wer", "bleu", "ctc_loss", "translation_loss", "loss"} <= set(dev) and len(dev["bleu"]) == 2
+    assert {"ctc_loss", "translation_loss", "loss", "lr"} <= set(tensorboard_scalars(tmp_path / "tb" / "train"))
     os.remove(s2g), os.remove(g2t)  # the joint checkpoint holds what it needs
     gen = run_script("fairseq-generate", trained["data"], "--user-dir", "slt_plugins", "--task", "sign2text",
                      "--crop-size", "32", "--path", tmp_path / "s2t" / "checkpoint_best.pt", "--gen-subset", "test",
