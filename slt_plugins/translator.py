@@ -57,13 +57,10 @@ class SignTranslator:
                  gloss_beam: int = 5):
         self.bundle, self.info, self.task, self.model, self.device = bundle, info, task, model, device
         self.kind = info["task"]
-        args = Namespace(beam=beam, max_len_a=0, max_len_b=200)
-        if self.kind == "sign2gloss":
-            self.generator = task.build_generator([model], Namespace(beam=gloss_beam))
-        else:
-            if self.kind == "sign2text":
-                task.cfg.gloss_beam = gloss_beam
-            self.generator = task.build_generator([model], args)
+        # sign2gloss decodes glosses only, with the CTC beam; the others search text with ``beam``
+        args = Namespace(beam=gloss_beam) if self.kind == "sign2gloss" else Namespace(beam=beam, gloss_beam=gloss_beam)
+        self.generator = task.build_generator([model], args)
+        if self.kind != "sign2gloss":
             self.bpe = task.build_bpe(None)
 
     @classmethod
@@ -112,13 +109,11 @@ class SignTranslator:
         frames, lengths = collate_clips(clips)
         sample = {"id": torch.arange(len(clips)), "nsentences": len(clips),
                   "net_input": {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}}
-        if self.kind == "sign2gloss":
-            hypos = self.generator.generate([self.model], sample)
-            return [(self.task.target_dictionary.string(h[0]["tokens"]), None) for h in hypos]
         hypos = self.generator.generate([self.model], sample)
-        glosses = self.generator.recognise()
-        return [(self.task.ctc_dict.string(torch.tensor(g, dtype=torch.long)), self._text(h[0]["tokens"]))
-                for g, h in zip(glosses, hypos)]
+        if self.kind == "sign2gloss":
+            return [(self.task.target_dictionary.string(h[0]["tokens"]), None) for h in hypos]
+        return [(self.task.ctc_dict.string(g), self._text(h[0]["tokens"]))
+                for g, h in zip(self.generator.recognise(), hypos)]
 
     @torch.no_grad()
     def _translate_glosses(self, lines: List[str]):
@@ -136,28 +131,23 @@ class SignTranslator:
         return self.bpe.decode(text)
 
     def run(self, inputs: List[str], batch_size: int = 8, progress=None) -> List[Result]:
-        """Every input's glosses and text, in order; an input that fails gets its error, the rest go on."""
-        results: List[Optional[Result]] = [None] * len(inputs)
-        pending = []  # (index, clip or gloss line)
-        for i, source in enumerate(inputs):
-            if self.kind == "gloss2text":
-                pending.append((i, source))
-                continue
-            try:
-                pending.append((i, self.load_clip(source)))
-            except InputError as e:
-                results[i] = Result(source, error=str(e))
-        if progress is not None and len(pending) < len(inputs):
-            progress(len(inputs) - len(pending))  # the inputs that failed to load are done too
-        if self.kind != "gloss2text":  # similar lengths together: less padding
-            pending.sort(key=lambda item: item[1].size(0))
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start: start + batch_size]
-            decode = self._translate_glosses if self.kind == "gloss2text" else self._decode_clips
-            for (i, _), (glosses, text) in zip(batch, decode([x for _, x in batch])):
-                results[i] = Result(inputs[i], glosses=glosses, text=text)
+        """Every input's glosses and text, in order; an input that fails gets its error, the rest go on. Inputs are
+        read ``batch_size`` at a time, so memory holds one batch of clips however many inputs there are."""
+        decode = self._translate_glosses if self.kind == "gloss2text" else self._decode_clips
+        results: List[Result] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start: start + batch_size]
+            items, errors = [], {}  # (position in the chunk, clip or gloss line); position → error
+            for k, source in enumerate(chunk):
+                try:
+                    items.append((k, source if self.kind == "gloss2text" else self.load_clip(source)))
+                except InputError as e:
+                    errors[k] = str(e)
+            decoded = dict(zip([k for k, _ in items], decode([x for _, x in items]))) if items else {}
+            results += [Result(source, error=errors[k]) if k in errors else Result(source, *decoded[k])
+                        for k, source in enumerate(chunk)]
             if progress is not None:
-                progress(len(batch))
+                progress(len(chunk))
         return results
 
     def translate(self, source: str) -> str:

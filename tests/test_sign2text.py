@@ -302,11 +302,18 @@ def test_bundle_translates_a_video_a_frame_folder_and_a_stored_clip_the_same_thr
     assert model.translate(inputs[1]) == results[1].text and model.recognize(inputs[2]) == results[2].glosses
     cli = run_script("slt-translate", "--model", bundles["s2t"], *inputs, "--json", "--batch-size", "1").stdout
     assert [json.loads(line) for line in cli.splitlines()] == [r._asdict() for r in results]
-    # a bundle of one stage: glosses only, or text from glosses
+    # a bundle of one stage (glosses only, or text from glosses) decodes as fairseq-generate does on the dataset
+    def first_dev_hypothesis(task, checkpoint, *extra):
+        gen = run_script("fairseq-generate", trained["data"], "--user-dir", "slt_plugins", "--task", task, "--path",
+                         checkpoint, "--gen-subset", "dev", "--beam", "5", "--num-workers", "0", *extra).stdout
+        return re.search(r"^D-0\t[^\t]*\t(.*)$", gen, flags=re.M).group(1)
+
     s2g = SignTranslator.from_pretrained(str(bundles["s2g"]), device="cpu")
-    assert s2g.recognize(inputs[1]) is not None
-    g2t = run_script("slt-translate", "--model", bundles["g2t"], "REGEN MORGEN", "--json").stdout
-    assert json.loads(g2t)["text"] is not None
+    assert s2g.recognize(inputs[2]) == first_dev_hypothesis("sign2gloss", trained["s2g"], "--crop-size", "32",
+                                                            "--scoring", "wer")
+    glosses = read_manifest(trained["data"] / "dev.tsv")[0].gloss
+    g2t = run_script("slt-translate", "--model", bundles["g2t"], glosses, "--json").stdout
+    assert json.loads(g2t)["text"] == first_dev_hypothesis("gloss2text", trained["g2t"], "--scoring", "sacrebleu")
 
 
 def test_bad_inputs_and_bundles_are_one_line_errors_and_the_rest_is_translated(bundles, trained, tmp_path):

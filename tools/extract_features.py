@@ -18,20 +18,15 @@ A joint (sign2text) checkpoint works too: its sign encoder holds the same backbo
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
 import time
 from typing import Dict, List
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
-
-logger = logging.getLogger("slt-extract-features")
-
 
 class ExtractError(ValueError):
     """Stops the run with one line that names the file and the fix."""
@@ -53,8 +48,8 @@ def load_checkpoint(path: str, data: str):
     if not os.path.isfile(path):
         raise ExtractError(f"--checkpoint {path}: no such file")
     overrides = {"data": data, "input": "frames"}
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
-    return sign_encoder(models[0]), cfg, task
+    models, cfg, _ = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    return sign_encoder(models[0]), cfg
 
 
 def split_rows(data: str, splits: List[str]):
@@ -78,21 +73,8 @@ def split_rows(data: str, splits: List[str]):
     return rows
 
 
-def batches(sizes: np.ndarray, batch_size: int, max_frames: int) -> List[List[int]]:
-    """Indices sorted by length, cut into batches of at most ``batch_size`` clips and ``max_frames`` padded frames."""
-    out, current = [], []
-    for i in np.argsort(sizes, kind="mergesort").tolist():
-        if current and (len(current) == batch_size or sizes[i] * (len(current) + 1) > max_frames):
-            out.append(current)
-            current = []
-        current.append(i)
-    if current:
-        out.append(current)
-    return out
-
-
-def write_index(path: str, info: Dict) -> None:
-    """``index.json`` with every clip's T', read from the arrays' headers (all processes' clips)."""
+def write_index(path: str, info: Dict) -> int:
+    """``index.json`` with every clip's T', read from the arrays' headers (all processes' clips); returns the count."""
     from slt_plugins.data.lmdb_store import FeatureStore
 
     store = FeatureStore(path)
@@ -103,6 +85,7 @@ def write_index(path: str, info: Dict) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(dict(info, count=len(lengths), lengths=lengths), f)
     os.replace(tmp, os.path.join(path, "index.json"))
+    return len(lengths)
 
 
 def setup_distributed():
@@ -123,7 +106,7 @@ def extract(args) -> Dict:
     from slt_plugins.data.sign_dataset import SignFrameDataset
 
     rank, world, device = setup_distributed()
-    encoder, cfg, task = load_checkpoint(args.checkpoint, args.data)
+    encoder, cfg = load_checkpoint(args.checkpoint, args.data)
     name = args.name or encoder.backbone.__registry_name__
     final = os.path.join(args.data, "features", f"{name}.lmdb")
     partial = final + ".partial"
@@ -142,9 +125,11 @@ def extract(args) -> Dict:
         todo = [r for i, r in enumerate(rows) if i % world == rank and r.id not in done]
         dataset = SignFrameDataset(FrameStore(os.path.join(args.data, "frames.lmdb")), todo, train=False,
                                    crop_size=cfg.task.crop_size)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batches(dataset.sizes, args.batch_size, args.max_frames),
-            collate_fn=dataset.collater, num_workers=args.num_workers)
+        # by length, at most --batch-size clips and --max-frames padded frames (a longer clip goes alone)
+        batches = dataset.batch_by_size(dataset.ordered_indices(), max_sentences=args.batch_size,
+                                        max_tokens=int(dataset.sizes.max(initial=args.max_frames)))
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collater,
+                                             num_workers=args.num_workers)
         encoder.eval().to(device)
         if rank == 0 and done:
             print(f"resuming: {len(done)} of {len(rows)} clips are already in {partial}")
@@ -156,19 +141,17 @@ def extract(args) -> Dict:
                 with torch.autocast(device.type, dtype=torch.float16, enabled=args.fp16 and device.type == "cuda"):
                     features, lengths = encoder.visual_features(net["frames"].to(device),
                                                                 net["frame_lengths"].to(device))
-                features = features.float().cpu()
+                features = features.to(torch.float16).cpu()
                 for k, (i, n) in enumerate(zip(batch["id"].tolist(), lengths.tolist())):
-                    writer.put_array(todo[i].id, features[k, :n].numpy().astype(np.float16))
+                    writer.put_array(todo[i].id, features[k, :n].numpy())
                 written += len(lengths)
                 progress.update(len(lengths))
     if world > 1:
         dist.barrier()
     if rank == 0:
-        write_index(partial, {"dim": int(encoder.backbone.output_dim), "dtype": "float16",
-                              "backbone": encoder.backbone.__registry_name__, "crop_size": int(cfg.task.crop_size),
-                              "checkpoint": os.path.abspath(args.checkpoint)})
-        with open(os.path.join(partial, "index.json"), encoding="utf-8") as f:
-            missing = len(rows) - json.load(f)["count"]
+        missing = len(rows) - write_index(partial, {
+            "dim": int(encoder.backbone.output_dim), "dtype": "float16", "backbone": encoder.backbone.__registry_name__,
+            "crop_size": int(cfg.task.crop_size), "checkpoint": os.path.abspath(args.checkpoint)})
         if missing > 0:
             raise ExtractError(f"{partial}: {missing} clips are missing after extraction; run again to resume")
         if os.path.exists(final):

@@ -21,6 +21,8 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossEntropyCriterion,
                                                              LabelSmoothedCrossEntropyCriterionConfig)
 
+from slt_plugins.decoding.ctc_decoder import ctc_greedy
+
 
 @dataclass
 class CombinedCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
@@ -36,7 +38,6 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
         self.ctc_weight = ctc_weight
         self.translation_weight = translation_weight
         self.blank = task.ctc_dict.bos()
-        self.gloss_pad = task.ctc_dict.pad()
 
     def forward(self, model, sample, reduce=True):
         net_output = model(**sample["net_input"])
@@ -73,11 +74,9 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
     def greedy_gloss_errors(self, log_probs, input_lengths, sample):
         """Word errors of best-path CTC decoding against the gloss references, and the reference length."""
         errors = words = 0
-        best = log_probs.argmax(dim=-1).transpose(0, 1).cpu()  # B×T'
-        for path, n, ref, m in zip(best, input_lengths.tolist(), sample["gloss_target"].cpu(),
-                                   sample["gloss_target_lengths"].tolist()):
-            hyp = [t for t in torch.unique_consecutive(path[:n]).tolist() if t != self.blank]
-            errors += editdistance.eval(hyp, ref[:m].tolist())
+        log_probs, targets = log_probs.detach().cpu(), sample["gloss_target"].cpu()  # one copy, not one per clip
+        for b, (n, m) in enumerate(zip(input_lengths.tolist(), sample["gloss_target_lengths"].tolist())):
+            errors += editdistance.eval(ctc_greedy(log_probs[:n, b], self.blank), targets[b, :m].tolist())
             words += m
         return errors, words
 

@@ -27,9 +27,9 @@ class _RememberingEnsemble(EnsembleModel):
 
 
 class Sign2TextGenerator(SequenceGenerator):
-    def __init__(self, models, tgt_dict, gloss_dict=None, gloss_beam: int = 1, **kwargs):
+    def __init__(self, models, tgt_dict, gloss_dict, gloss_beam: int = 1, **kwargs):
         super().__init__(_RememberingEnsemble(models), tgt_dict, **kwargs)
-        self.ctc = CTCSequenceGenerator(gloss_dict, beam=max(gloss_beam, 1)) if gloss_dict is not None else None
+        self.ctc = CTCSequenceGenerator(gloss_dict, beam=max(gloss_beam, 1))
 
     @torch.no_grad()
     def generate(self, models, sample, **kwargs):
@@ -37,13 +37,13 @@ class Sign2TextGenerator(SequenceGenerator):
         net_input = sample["net_input"]
         lengths = net_input.get("frame_lengths", net_input.get("feature_lengths"))
         steps = torch.arange(int(lengths.max()), device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
-        src_tokens = steps.long().masked_fill(~steps, self.pad).masked_fill(steps, self.unk)
+        src_tokens = torch.where(steps, self.unk, self.pad)
         sample = dict(sample, net_input=dict(net_input, src_tokens=src_tokens, src_lengths=lengths))
         return super().generate(models, sample, **kwargs)
 
-    def recognise(self) -> List[List[int]]:
+    def recognise(self) -> List[torch.Tensor]:
         """The gloss ids of each utterance of the last batch, by CTC (greedy at beam 1, else prefix beam search)."""
         encoder_out = self.model.last_encoder_outs[0]
         log_probs = encoder_out["ctc_logits"][0].float().log_softmax(dim=-1).transpose(0, 1).cpu()  # B×T'×V
         lengths = (~encoder_out["ctc_padding_mask"][0]).sum(dim=1).tolist()
-        return [self.ctc.decode(lp[:n])[0]["tokens"].tolist() for lp, n in zip(log_probs, lengths)]
+        return [self.ctc.decode(lp[:n])[0]["tokens"] for lp, n in zip(log_probs, lengths)]

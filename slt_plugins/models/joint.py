@@ -36,7 +36,7 @@ from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, FairseqEn
 from omegaconf import OmegaConf, open_dict
 
 from registry import build_vl_mapper
-from slt_plugins.models.mbart_translator import MBartTranslator
+from slt_plugins.models.mbart_translator import MBartTranslator, load_exactly
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,13 @@ def _options(text: str, what: str) -> dict:
     return value
 
 
-def _model_config(path: str, kind: str) -> Dict:
+def _load_checkpoint(path: str, kind: str) -> Dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--{kind}-checkpoint {path}: no such file")
-    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    return checkpoint_utils.load_checkpoint_to_cpu(path)
+
+
+def _model_config(state: Dict) -> Dict:
     model_cfg = state["cfg"]["model"]
     return dict(vars(model_cfg)) if isinstance(model_cfg, Namespace) else OmegaConf.to_container(model_cfg)
 
@@ -87,18 +90,21 @@ def translator_option_names(arch: str) -> set:
     return ({a.dest for a in parser._actions} | set(vars(args))) - {"help", "pretrained_mbart"}
 
 
-def resolve_from_checkpoints(cfg: JointConfig) -> None:
+def resolve_from_checkpoints(cfg: JointConfig) -> Dict[str, Dict]:
     """Write the shapes of the two checkpoints (with the explicit options on top) into ``cfg``, so that the joint
-    checkpoint records them."""
+    checkpoint records them; returns the loaded checkpoints by kind, for :meth:`JointModel.load_from_checkpoints`
+    (each file is read once)."""
+    states = {}
     if cfg.sign2gloss_checkpoint:
-        saved = _model_config(cfg.sign2gloss_checkpoint, "sign2gloss")
+        states["sign2gloss"] = _load_checkpoint(cfg.sign2gloss_checkpoint, "sign2gloss")
         fields = {f.name for f in dataclasses.fields(SignEncoderConfig)} - {"backbone_pretrained"}
-        visual = {k: v for k, v in saved.items() if k in fields}
+        visual = {k: v for k, v in _model_config(states["sign2gloss"]).items() if k in fields}
         visual.update(_options(cfg.visual_args, "visual-args"))
         with open_dict(cfg):
             cfg.visual_args = repr(visual)
     if cfg.gloss2text_checkpoint:
-        saved = _model_config(cfg.gloss2text_checkpoint, "gloss2text")
+        states["gloss2text"] = _load_checkpoint(cfg.gloss2text_checkpoint, "gloss2text")
+        saved = _model_config(states["gloss2text"])
         arch = saved.get("arch") or saved.get("_name")
         if ARCH_MODEL_REGISTRY.get(arch) is not MBartTranslator:
             raise ValueError(f"--gloss2text-checkpoint {cfg.gloss2text_checkpoint}: arch {arch!r} is not a "
@@ -109,6 +115,7 @@ def resolve_from_checkpoints(cfg: JointConfig) -> None:
         with open_dict(cfg):
             cfg.translator_arch = arch
             cfg.translator_args = repr(translator)
+    return states
 
 
 class JointEncoder(FairseqEncoder):
@@ -182,26 +189,31 @@ class JointModel(FairseqEncoderDecoderModel):
         encoder = JointEncoder(sign, mapper, translator.encoder, task.gloss_dict.eos(), task.source_lang_id)
         model = cls(encoder, translator.decoder)
         model.cfg = cfg
+        sizes = []
         for group, module in (("visual", sign), ("mapper", mapper), ("translator", translator)):
             for p in module.parameters():
                 p.param_group = group
-        counts = {g: sum(p.numel() for p in m.parameters()) / 1e6
-                  for g, m in (("visual", sign), ("mapper", mapper), ("translator", translator))}
-        logger.info("joint model: " + ", ".join(f"{g} {n:.2f}M" for g, n in counts.items()) + " parameters")
+            sizes.append(f"{group} {sum(p.numel() for p in module.parameters()) / 1e6:.2f}M")
+        logger.info(f"joint model: {', '.join(sizes)} parameters")
         return model
 
-    def load_from_checkpoints(self, task) -> None:
-        """Copy the sign2gloss and gloss2text checkpoints' weights in (each side checked to match exactly)."""
-        if self.cfg.sign2gloss_checkpoint:
-            state = _weights(self.cfg.sign2gloss_checkpoint, "encoder.")
+    def load_from_checkpoints(self, task, states: Dict[str, Dict]) -> None:
+        """Copy the weights of the checkpoints :func:`resolve_from_checkpoints` read in (each side must match)."""
+        if "sign2gloss" in states:
+            state = _strip(states["sign2gloss"]["model"], "encoder.")
             if self.encoder.sign.backbone is None:  # trained on features: the backbone made them
                 state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
-            _load(self.encoder.sign, state, self.cfg.sign2gloss_checkpoint, "sign2gloss")
-        if self.cfg.gloss2text_checkpoint:
-            state = checkpoint_utils.load_checkpoint_to_cpu(self.cfg.gloss2text_checkpoint)["model"]
-            _load(self.encoder.text, _strip(state, "encoder."), self.cfg.gloss2text_checkpoint, "gloss2text")
-            _load(self.decoder, _strip(state, "decoder."), self.cfg.gloss2text_checkpoint, "gloss2text")
+            self._load(self.encoder.sign, state, "sign2gloss")
+        if "gloss2text" in states:
+            state = states["gloss2text"]["model"]
+            self._load(self.encoder.text, _strip(state, "encoder."), "gloss2text")
+            self._load(self.decoder, _strip(state, "decoder."), "gloss2text")
             self.encoder.mapper.init_from_translator(task.ctc_dict, self.encoder.text.embed_tokens, task.gloss_dict)
+
+    def _load(self, module: torch.nn.Module, state: Dict, kind: str) -> None:
+        path = getattr(self.cfg, f"{kind}_checkpoint")
+        load_exactly(module, state, f"--{kind}-checkpoint {path}", "train it on the same dataset and vocabulary")
+        logger.info(f"{kind} side initialised from {path}")
 
     def get_ctc_output(self, net_output):
         """(T'×B×V gloss logits, B×T' padding mask) of a forward pass."""
@@ -218,20 +230,3 @@ class JointModel(FairseqEncoderDecoderModel):
 
 def _strip(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def _weights(path: str, prefix: str) -> dict:
-    return _strip(checkpoint_utils.load_checkpoint_to_cpu(path)["model"], prefix)
-
-
-def _load(module: torch.nn.Module, state: dict, path: str, kind: str) -> None:
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # a shape differs
-        raise ValueError(f"--{kind}-checkpoint {path} does not fit the joint model: "
-                         f"{str(e).splitlines()[-1].strip()}; train it on the same dataset and vocabulary") from None
-    missing = [k for k in missing if not k.endswith("output_projection.weight")]
-    if missing or unexpected:
-        raise ValueError(f"--{kind}-checkpoint {path} does not fit the joint model: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
-    logger.info(f"{kind} side initialised from {path}")

@@ -18,6 +18,18 @@ from fairseq.models.bart.model import bart_large_architecture
 logger = logging.getLogger(__name__)
 
 
+def load_exactly(module: torch.nn.Module, state: dict, source: str, fix: str) -> None:
+    """``module.load_state_dict(state)``, every parameter matched, or a one-line error naming ``source`` and ``fix``.
+    A shared output projection is the embedding itself: a state without it is complete."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape differs
+        raise ValueError(f"{source} does not fit the model: {str(e).splitlines()[-1].strip()}; {fix}") from None
+    missing = [k for k in missing if not k.endswith("output_projection.weight")]
+    if missing or unexpected:
+        raise ValueError(f"{source} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}; {fix}")
+
+
 @register_model("mbart_translator")
 class MBartTranslator(BARTModel):
     """BART encoder-decoder that reads glosses (or, in the joint model, mapped visual features) and writes text."""
@@ -52,16 +64,8 @@ class MBartTranslator(BARTModel):
                              f"{self.args.encoder_embed_dim}; pass --vocab with the folder slt-prune-mbart wrote this "
                              "file into, and the arch it was trained with (mbart_translator for mbart.cc25)")
         self.upgrade_state_dict_named(state, "")
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as e:  # a shape differs: another arch, or other --max-source/target-positions
-            raise ValueError(f"--pretrained-mbart {path} does not fit the model: {str(e).splitlines()[-1].strip()}; "
-                             "use the arch and --max-source/target-positions it was trained with") from None
-        # a shared output projection is the embedding itself, older checkpoints do not store it
-        missing = [k for k in missing if k != "decoder.output_projection.weight"]
-        if missing or unexpected:
-            raise ValueError(f"--pretrained-mbart {path} does not fit the model: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}; use the arch it was trained with")
+        load_exactly(self, state, f"--pretrained-mbart {path}",
+                     "use the arch and --max-source/target-positions it was trained with")
         logger.info(f"initialised from {path}")
 
     def upgrade_state_dict_named(self, state_dict, name):

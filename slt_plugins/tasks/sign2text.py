@@ -14,7 +14,6 @@ own weights. fairseq-generate writes the text by beam search, prints the CTC glo
 import logging
 from dataclasses import dataclass, field
 
-import torch
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
 
@@ -55,18 +54,20 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
     def build_model(self, cfg, from_checkpoint=False):
         from slt_plugins.models.joint import resolve_from_checkpoints
 
-        if not from_checkpoint:  # shapes from the two checkpoints, recorded in the joint model's config
-            resolve_from_checkpoints(cfg)
+        # a fresh model takes its shapes (recorded in its config) and weights from the two checkpoints; a trained
+        # joint checkpoint brings both itself
+        states = {} if from_checkpoint else resolve_from_checkpoints(cfg)
         model = FairseqTask.build_model(self, cfg, from_checkpoint)
-        if not from_checkpoint:
-            model.load_from_checkpoints(self)
+        if states:
+            model.load_from_checkpoints(self, states)
         self.setup_validation_bleu(model)
         return model
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
         from slt_plugins.decoding.sign2text_generator import Sign2TextGenerator
 
-        extra = dict(extra_gen_cls_kwargs or {}, gloss_dict=self.ctc_dict, gloss_beam=self.cfg.gloss_beam)
+        gloss_beam = getattr(args, "gloss_beam", None) or self.cfg.gloss_beam
+        extra = dict(extra_gen_cls_kwargs or {}, gloss_dict=self.ctc_dict, gloss_beam=gloss_beam)
         return super().build_generator(models, args, seq_gen_cls or Sign2TextGenerator, extra, **kwargs)
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
@@ -81,7 +82,7 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
         clean = CLEANERS.get(self.cfg.gloss_cleanup, lambda x: x)
         RECOGNISED_GLOSSES.clear()  # fairseq-generate scored the previous batch in full before asking for this one
         for i, (sample_id, labels) in enumerate(zip(sample["id"].tolist(), recognised)):
-            hyp = self.ctc_dict.string(torch.tensor(labels, dtype=torch.long))
+            hyp = self.ctc_dict.string(labels)
             ref = self.ctc_dict.string(sample["gloss_target"][i][: sample["gloss_target_lengths"][i]])
             print(f"G-{sample_id}\t{hyp}", flush=True)
             RECOGNISED_GLOSSES.append((clean(ref), clean(hyp)))
