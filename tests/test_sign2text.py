@@ -171,7 +171,8 @@ def test_two_processes_split_the_clips_and_write_one_store(trained, tmp_path):
 
 
 def tensorboard_scalars(folder):
-    """tag → [(step, value)] from the TensorBoard event files in ``folder`` (TFRecord framing, tensorboardX's protos)."""
+    """tag → [(step, value)] from the TensorBoard event files in ``folder`` (TFRecord framing, tensorboardX's
+    protos)."""
     import struct
 
     from tensorboardX.proto import event_pb2
@@ -268,8 +269,8 @@ def test_wrong_checkpoints_and_missing_files_are_one_line_errors(trained, tmp_pa
         build_joint(trained, "--visual-args", "{'colour': 1}")
     out = run_script("slt-extract-features", "--checkpoint", tmp_path / "nope.pt", "--data", trained["data"],
                      check=False)
-    assert out.returncode == 1 and out.stderr.strip() == f"slt-extract-features: --checkpoint {tmp_path / 'nope.pt'}: " \
-                                                        "no such file"
+    expected = f"slt-extract-features: --checkpoint {tmp_path / 'nope.pt'}: no such file"
+    assert out.returncode == 1 and out.stderr.strip() == expected
 
 
 @pytest.fixture(scope="module")
