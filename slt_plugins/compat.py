@@ -11,6 +11,10 @@
   so do we, so that every utterance of a split is scored.
 * fairseq wraps every model in ``DistributedDataParallel(device_ids=[device_id])``; current torch refuses
   ``device_ids`` for a CPU module, so multi-process training on CPU (gloo) failed. The CPU case gets no device ids.
+* fairseq's C BLEU scorer (``--scoring bleu``, fairseq-generate's default) reads through a null pointer when a
+  hypothesis or reference is empty, and the process dies with a segmentation fault: an undertrained model that
+  emits nothing (CTC decoding often does) crashed fairseq-generate. When either side is empty we count it in
+  Python as the C code counts a sentence pair: the lengths of both sides and the other side's n-grams, no matches.
 * Importing fairseq runs ``logging.basicConfig(level=DEBUG)`` (in a wav2vec module), which turns every later
   ``basicConfig`` into a no-op: fairseq-generate then logs hydra's and PIL's debug lines. We undo that one call.
 """
@@ -66,6 +70,20 @@ class _CpuAwareDistributedDataParallel(torch.nn.parallel.DistributedDataParallel
         super().__init__(module, device_ids=device_ids, output_device=output_device, **kwargs)
 
 
+def _bleu_add_empty_safe(add):
+    def wrapper(self, ref, pred):
+        if ref.numel() and pred.numel():
+            return add(self, ref, pred)
+        reflen, predlen = (int(((t != self.pad) & (t != self.eos)).sum()) for t in (ref, pred))
+        self.stat.reflen += reflen
+        self.stat.predlen += predlen
+        for n in range(1, 5):  # a pair with an empty side has candidate n-grams but no matches
+            setattr(self.stat, f"count{n}", getattr(self.stat, f"count{n}") + max(predlen - n + 1, 0))
+
+    wrapper.__wrapped__ = add
+    return wrapper
+
+
 def _undo_fairseq_debug_logging():
     root = logging.getLogger()
     if (root.level == logging.DEBUG and len(root.handlers) == 1 and os.environ.get("LOGLEVEL", "").upper() != "DEBUG"
@@ -76,8 +94,11 @@ def _undo_fairseq_debug_logging():
 
 def install():
     from fairseq.models import distributed_fairseq_model
+    from fairseq.scoring import bleu
 
     _undo_fairseq_debug_logging()
+    if not hasattr(bleu.Scorer.add, "__wrapped__"):
+        bleu.Scorer.add = _bleu_add_empty_safe(bleu.Scorer.add)
     distributed_fairseq_model.DistributedDataParallel = _CpuAwareDistributedDataParallel
     data_utils.batch_by_size = batch_by_size
     for name, builtin in _NUMPY_ALIASES.items():

@@ -1,8 +1,11 @@
-"""fairseq-fixed on current torch/numpy: safe checkpoint loading, numpy aliases, no dropped remainder batch."""
+"""fairseq-fixed on current torch/numpy: safe checkpoint loading, numpy aliases, no dropped remainder batch, a BLEU
+scorer that takes empty sentences."""
 
 import argparse
 import collections
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -51,3 +54,21 @@ def test_batch_by_size_keeps_the_remainder_batch(n, max_sentences, mult):
         batches = data_utils.batch_by_size(indices, lambda i: 5, max_tokens=1000, max_sentences=max_sentences,
                                            required_batch_size_multiple=mult, **kwargs)
         assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+
+
+def test_fairseqs_c_bleu_scorer_takes_empty_sentences():
+    """fairseq-generate's default scorer segfaulted on an empty hypothesis; run in a child so a crash fails the test."""
+    code = """
+import torch, slt_plugins
+from fairseq.scoring.bleu import BleuConfig, Scorer
+s = Scorer(BleuConfig())
+s.add(torch.IntTensor([5, 6, 7, 2]), torch.IntTensor([5, 6, 2]))
+s.add(torch.IntTensor([5, 6, 7, 2]), torch.IntTensor([]))
+s.add(torch.IntTensor([]), torch.IntTensor([5, 6, 7, 8, 2]))
+st = s.stat
+print(st.reflen, st.predlen, st.match1, st.count1, st.match2, st.count2, st.count4)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # lengths of every side, the empty pairs' n-grams as candidates without matches
+    assert proc.stdout.split() == ["6", "6", "2", "6", "1", "4", "1"]
