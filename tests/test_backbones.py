@@ -264,7 +264,7 @@ def test_unknown_backbone_lists_the_known_ones():
     with pytest.raises(RegistryError) as error:
         build_visual_backbone("nope")
     assert "unknown visual backbone 'nope'" in str(error.value)
-    assert "cnn_tconv" in str(error.value) and "s3d" in str(error.value)
+    assert all(name in str(error.value) for name in ("cnn_tconv", "resnet18", "s3d"))
 
 
 @pytest.mark.parametrize("temporal_pools,expected", [(2, [3, 2]), (1, [5, 4]), (0, [9, 7])])
@@ -279,3 +279,131 @@ def test_cnn_tconv_grid_pooling_and_temporal_pools(temporal_pools, expected):
     assert out_lengths.tolist() == expected and features.shape == (2, expected[0], 6)
     alone, _ = net(frames[1:, :7], lengths[1:])
     assert torch.allclose(features[1, : expected[1]], alone[0], atol=1e-5)
+
+
+# --- resnet18: torchvision's ResNet18 per frame, then VAC's temporal convolutions
+
+RESNET_KIND = "is not a torchvision ResNet18 state dict"
+
+
+def torchvision_resnet18_keys():
+    """torchvision's resnet18 state dict less fc, in its order, written from the architecture: a 7×7 stem, then
+    layers 1–4 of two basic blocks each, the first block of layers 2–4 with a 1×1 strided downsample."""
+    keys = {"conv1.weight": (64, 3, 7, 7), **bn_keys("bn1", 64)}
+    widths = [64, 64, 128, 256, 512]
+    for layer in range(1, 5):
+        cin, cout = widths[layer - 1], widths[layer]
+        for block in range(2):
+            prefix = f"layer{layer}.{block}"
+            block_in = cin if block == 0 else cout
+            keys.update({f"{prefix}.conv1.weight": (cout, block_in, 3, 3), **bn_keys(f"{prefix}.bn1", cout)})
+            keys.update({f"{prefix}.conv2.weight": (cout, cout, 3, 3), **bn_keys(f"{prefix}.bn2", cout)})
+            if layer > 1 and block == 0:
+                downsample = {f"{prefix}.downsample.0.weight": (cout, cin, 1, 1)}
+                keys.update({**downsample, **bn_keys(f"{prefix}.downsample.1", cout)})
+    return keys
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return build_visual_backbone("resnet18", output_dim=16).eval()
+
+
+def test_resnet18_state_dict_has_torchvision_keys_and_shapes(resnet):
+    expected = torchvision_resnet18_keys()
+    own = resnet.frame_cnn.state_dict()
+    assert list(own) == list(expected) and len(own) == 120  # 20 convs, 20 BatchNorms of 5 tensors
+    assert {key: tuple(value.shape) for key, value in own.items()} == expected
+    # torchvision counts 11,689,512 parameters, of which fc holds 512 × 1000 + 1000
+    assert sum(p.numel() for p in resnet.frame_cnn.parameters()) == 11_689_512 - 513_000
+    assert {key.split(".")[0] for key in resnet.state_dict()} == {"frame_cnn", "temporal"}  # mean, std not saved
+
+
+def test_resnet18_shapes_lengths_and_padding(resnet):
+    clips, lengths = frames(2, 9), torch.tensor([9, 6])
+    with torch.no_grad():
+        features, out_lengths = resnet(clips, lengths)
+        alone, alone_lengths = resnet(clips[1:, :6], lengths[1:])
+    assert resnet.output_dim == 16 and features.shape == (2, 3, 16)
+    assert out_lengths.tolist() == [3, 2] and alone_lengths.tolist() == [2]  # ⌈T/4⌉
+    assert torch.allclose(features[1, :2], alone[0], atol=1e-5)
+
+
+def test_resnet18_output_lengths_equal_what_a_clip_alone_gives(resnet):
+    for length in range(1, 10):
+        with torch.no_grad():
+            features, lengths = resnet(frames(1, length), torch.tensor([length]))
+        assert lengths.item() == features.shape[1] == -(-length // 4), f"clip of {length} frames"
+        assert resnet.output_lengths(torch.tensor([length])).item() == lengths.item()
+
+
+def test_resnet18_defaults_and_imagenet_normalisation():
+    model = build_visual_backbone("resnet18", temporal_pools=1).eval()
+    assert model.output_dim == 1024  # VAC's hidden size
+    seen = []
+    model.frame_cnn.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1)
+    with torch.no_grad():
+        features, lengths = model(mean.expand(1, 3, 3, 8, 8), torch.tensor([3]))
+    assert features.shape == (1, 2, 1024) and lengths.tolist() == [2]
+    assert seen[0].shape == (3, 3, 8, 8) and seen[0].abs().max() < 1e-6  # the ImageNet mean becomes 0
+    with pytest.raises(ValueError, match="temporal_pools must be 0, 1 or 2, got 3"):
+        build_visual_backbone("resnet18", temporal_pools=3)
+
+
+@pytest.mark.parametrize("variant", ["plain", "dataparallel_without_batch_counters"])
+def test_resnet18_loads_a_torchvision_state_dict(variant, tmp_path, caplog):
+    state = {key: random_tensor(shape) for key, shape in torchvision_resnet18_keys().items()}
+    state.update({"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)})
+    saved = state
+    if variant != "plain":
+        saved = {f"module.{k}": v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(saved, path)
+    with caplog.at_level(logging.INFO):
+        model = build_visual_backbone("resnet18", output_dim=8, pretrained=str(path))
+    for key, value in model.frame_cnn.state_dict().items():
+        if variant == "plain" or not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, state[key]), key
+    assert f"tensors of a torchvision ResNet18 state dict from {path}" in caplog.text
+    assert "ignored 2 of layers not built (fc.bias, fc.weight)" in caplog.text
+
+
+def test_resnet18_reloads_its_own_weights(tmp_path):
+    source = build_visual_backbone("resnet18", output_dim=8)
+    path = tmp_path / "backbone.pt"
+    torch.save({f"module.{k}": v for k, v in source.state_dict().items()}, path)
+    copy = build_visual_backbone("resnet18", output_dim=8, pretrained=str(path))
+    assert all(torch.equal(v, copy.state_dict()[k]) for k, v in source.state_dict().items())
+    with pytest.raises(ValueError) as error:
+        build_visual_backbone("resnet18", output_dim=16, pretrained=str(path))
+    assert f"{path} {RESNET_KIND}: missing conv1.weight" in str(error.value)
+    assert f"{path} is not a resnet18 backbone state dict: temporal.0.weight is (8, 512, 5), expected (16, 512, 5)" \
+        in str(error.value)
+
+
+def test_resnet18_refuses_a_misshapen_torchvision_file(tmp_path):
+    state = {key: random_tensor(shape) for key, shape in torchvision_resnet18_keys().items()}
+    state["conv1.weight"] = torch.randn(64, 3, 5, 5)
+    path = tmp_path / "resnet18.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError) as error:
+        build_visual_backbone("resnet18", output_dim=8, pretrained=str(path))
+    assert f"{path} {RESNET_KIND}: conv1.weight is (64, 3, 5, 5), expected (64, 3, 7, 7)" in str(error.value)
+
+
+def test_resnet18_frozen_blocks():
+    model = build_visual_backbone("resnet18", output_dim=8, frozen_blocks=2).train()  # the stem and layer1
+    frozen = [model.frame_cnn.conv1, model.frame_cnn.bn1, model.frame_cnn.layer1]
+    trained = [model.frame_cnn.layer2, model.frame_cnn.layer3, model.frame_cnn.layer4, model.temporal]
+    before = model.frame_cnn.layer1[1].bn2.running_mean.clone()
+    features, _ = model(frames(2, 6), torch.tensor([6, 5]))
+    (features * torch.randn_like(features)).sum().backward()
+    assert all(p.grad is None and not p.requires_grad for block in frozen for p in block.parameters())
+    assert all(p.grad is not None for block in trained for p in block.parameters())
+    assert torch.equal(model.frame_cnn.layer1[1].bn2.running_mean, before)
+    assert not model.eval().train().frame_cnn.bn1.training and model.frame_cnn.layer2.training
+    all_frozen = build_visual_backbone("resnet18", output_dim=8, frozen_blocks=6)
+    assert not any(p.requires_grad for p in all_frozen.parameters())
+    with pytest.raises(ValueError, match="frozen_blocks=7, but this ResNet18 has 6 blocks"):
+        build_visual_backbone("resnet18", output_dim=8, frozen_blocks=7)

@@ -13,8 +13,9 @@ and built with ``registry.build_visual_backbone(name, cfg_or_namespace)``. What 
 - config fields ``pretrained`` (a weights file to start from) and ``frozen_blocks`` (the first N blocks keep their
   weights, and their BatchNorm statistics even while the model trains), plus the backbone's own.
 
-Backbones: ``s3d`` (S3D blocks 1–4 with Kinetics-400 weights, SLRT's choice) and ``cnn_tconv`` (a small 2D CNN with
-temporal convolutions, for CPU runs).
+Backbones: ``s3d`` (S3D blocks 1–4 with Kinetics-400 weights, SLRT's choice), ``cnn_tconv`` (a small 2D CNN with
+temporal convolutions, for CPU runs) and ``resnet18`` (ResNet18 per frame with torchvision's ImageNet weights, then
+the same temporal convolutions: VAC's visual part).
 """
 
 import logging

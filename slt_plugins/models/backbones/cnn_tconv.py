@@ -6,7 +6,7 @@ part (conv k5, max-pool 2, conv k5, max-pool 2), which gives T' = ⌈T/4⌉ as S
 """
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -85,26 +85,44 @@ class CNNTConv(VisualBackbone):
         self.freeze_blocks([*self.frame_cnn, self.temporal], cfg.frozen_blocks)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        batch, time = frames.shape[:2]
-        valid = torch.arange(time, device=frames.device) < lengths[:, None]  # B×T
-        # only the valid frames go through the CNN: padding costs nothing and stays out of BatchNorm's statistics
-        per_frame = F.adaptive_avg_pool2d(self.frame_cnn(frames[valid] * 2 - 1), self.pool_grid).flatten(1)
-        x = per_frame.new_zeros(batch, time, per_frame.shape[1])
-        x[valid] = per_frame
-        x, out_lengths = x.transpose(1, 2), lengths
-        for layer in self.temporal:
-            x = layer(x)
-            if isinstance(layer, nn.MaxPool1d):
-                out_lengths = (out_lengths + 1) // 2
-            elif isinstance(layer, nn.ReLU):
-                # zero the steps beyond each clip, as a clip alone would see them (the convolution's zero padding):
-                # otherwise BatchNorm's shift at padded steps leaks into the last valid ones, and a clip's output
-                # would depend on the longest clip of its batch
-                x = x.masked_fill(torch.arange(x.size(2), device=x.device) >= out_lengths[:, None, None], 0.0)
-        return x.transpose(1, 2), out_lengths
+        return frames_then_temporal(self._frame_features, self.temporal, frames, lengths)
+
+    def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.frame_cnn(frames * 2 - 1), self.pool_grid).flatten(1)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """The convolutions keep the length and each max-pool gives ⌈L/2⌉: ⌈⌈L/2⌉/2⌉ = ⌈L/4⌉ for two."""
-        for _ in range(self.temporal_pools):
-            lengths = (lengths + 1) // 2
-        return lengths
+        return pooled_lengths(lengths, self.temporal_pools)
+
+
+def frames_then_temporal(
+    frame_features: Callable[[torch.Tensor], torch.Tensor],
+    temporal: nn.Sequential,
+    frames: torch.Tensor,
+    lengths: torch.Tensor,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``frame_features`` (N×3×H×W → N×C) on each valid frame, then the ``temporal`` layers of
+    :func:`_temporal_conv`: B×T'×channels and the output lengths. Shared by the per-frame backbones."""
+    batch, time = frames.shape[:2]
+    valid = torch.arange(time, device=frames.device) < lengths[:, None]  # B×T
+    # only the valid frames go through the CNN: padding costs nothing and stays out of BatchNorm's statistics
+    per_frame = frame_features(frames[valid])
+    x = per_frame.new_zeros(batch, time, per_frame.shape[1])
+    x[valid] = per_frame
+    x, out_lengths = x.transpose(1, 2), lengths
+    for layer in temporal:
+        x = layer(x)
+        if isinstance(layer, nn.MaxPool1d):
+            out_lengths = (out_lengths + 1) // 2
+        elif isinstance(layer, nn.ReLU):
+            # zero the steps beyond each clip, as a clip alone would see them (the convolution's zero padding):
+            # otherwise BatchNorm's shift at padded steps leaks into the last valid ones, and a clip's output
+            # would depend on the longest clip of its batch
+            x = x.masked_fill(torch.arange(x.size(2), device=x.device) >= out_lengths[:, None, None], 0.0)
+    return x.transpose(1, 2), out_lengths
+
+
+def pooled_lengths(lengths: torch.Tensor, pools: int) -> torch.Tensor:
+    """The convolutions keep the length and each max-pool gives ⌈L/2⌉: ⌈⌈L/2⌉/2⌉ = ⌈L/4⌉ for two."""
+    for _ in range(pools):
+        lengths = (lengths + 1) // 2
+    return lengths
