@@ -5,6 +5,7 @@
     model.translate("my_video.mp4")     # text (sign2text; gloss2text takes a gloss string)
     model.recognize("frames/folder")    # glosses (sign2gloss or sign2text)
     model.run(["a.mp4", "b/", "data_bins/x/frames.lmdb:ID"])   # one Result per input, errors included
+    model.plot("my_video.mp4", "alignment.png")   # CTC gloss posteriors under the frames (sign2gloss, sign2text)
 
 Inputs are video files (decoded with PyAV), frame folders, or ``STORE.lmdb:ID`` clips of a binarised dataset. Each
 is preprocessed as in evaluation: frames resized to the bundle's shorter side (as slt-binarise stored them), centre
@@ -36,6 +37,16 @@ class Result(NamedTuple):
     glosses: Optional[str] = None
     text: Optional[str] = None
     error: Optional[str] = None
+
+
+class Alignment(NamedTuple):
+    """One clip as the model recognised it: what :meth:`SignTranslator.alignment` returns and plots draw."""
+    input: str
+    frames: torch.Tensor  # uint8 T×3×crop×crop, as the model saw them
+    log_probs: torch.Tensor  # T'×V CTC log-posteriors of the glosses, T' = T/4 steps
+    tokens: List[int]  # the decoded glosses, ids of SignTranslator.gloss_dictionary
+    glosses: str
+    text: Optional[str] = None
 
 
 def read_bundle_info(bundle: str) -> dict:
@@ -102,18 +113,36 @@ class SignTranslator:
 
     # --- decoding ----------------------------------------------------------------------------------------------
 
+    @property
+    def gloss_dictionary(self):
+        """The CTC classifier's vocabulary (blank '<s>' = 0); None for gloss2text, which has no classifier."""
+        return {"sign2gloss": self.task.target_dictionary, "sign2text": getattr(self.task, "ctc_dict", None)}.get(
+            self.kind)
+
     @torch.no_grad()
     def _decode_clips(self, clips: List[torch.Tensor]):
+        """(glosses, text, gloss ids, T'×V CTC log-posteriors) per clip, all from one encoder pass."""
         from slt_plugins.data.sign_dataset import collate_clips
 
         frames, lengths = collate_clips(clips)
-        sample = {"id": torch.arange(len(clips)), "nsentences": len(clips),
-                  "net_input": {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}}
-        hypos = self.generator.generate([self.model], sample)
-        if self.kind == "sign2gloss":
-            return [(self.task.target_dictionary.string(h[0]["tokens"]), None) for h in hypos]
-        return [(self.task.ctc_dict.string(g), self._text(h[0]["tokens"]))
-                for g, h in zip(self.generator.recognise(), hypos)]
+        net_input = {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}
+        if self.kind == "sign2gloss":  # what CTCSequenceGenerator.generate does, keeping the posteriors
+            net_output = self.model(**net_input)
+            log_probs = self.model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float().cpu()
+            padding_mask, hypos, ctc = net_output["padding_mask"], None, self.generator
+        else:  # the gloss logits of the encoder pass the beam search made, as Sign2TextGenerator.recognise reads them
+            hypos = self.generator.generate([self.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
+                                                           "net_input": net_input})
+            encoder_out = self.generator.model.last_encoder_outs[0]
+            log_probs = encoder_out["ctc_logits"][0].float().log_softmax(dim=-1).transpose(0, 1).cpu()
+            padding_mask, ctc = encoder_out["ctc_padding_mask"][0], self.generator.ctc
+        decoded = []
+        for i, n in enumerate((~padding_mask).sum(dim=1).tolist()):
+            clip_log_probs = log_probs[i, :n].clone()  # a copy: an Alignment kept does not hold the whole batch
+            tokens = ctc.decode(clip_log_probs)[0]["tokens"]
+            text = None if hypos is None else self._text(hypos[i][0]["tokens"])
+            decoded.append((self.gloss_dictionary.string(tokens), text, tokens.tolist(), clip_log_probs))
+        return decoded
 
     @torch.no_grad()
     def _translate_glosses(self, lines: List[str]):
@@ -130,9 +159,12 @@ class SignTranslator:
         text = self.task.target_dictionary.string(tokens.int().cpu(), extra_symbols_to_ignore=[self.generator.eos])
         return self.bpe.decode(text)
 
-    def run(self, inputs: List[str], batch_size: int = 8, progress=None) -> List[Result]:
+    def run(self, inputs: List[str], batch_size: int = 8, progress=None, on_alignment=None) -> List[Result]:
         """Every input's glosses and text, in order; an input that fails gets its error, the rest go on. Inputs are
-        read ``batch_size`` at a time, so memory holds one batch of clips however many inputs there are."""
+        read ``batch_size`` at a time, so memory holds one batch of clips however many inputs there are.
+        ``on_alignment(position, Alignment)`` is called for each clip decoded, as its batch is done (to plot it)."""
+        if on_alignment is not None:
+            self._needs_video()
         decode = self._translate_glosses if self.kind == "gloss2text" else self._decode_clips
         results: List[Result] = []
         for start in range(0, len(inputs), batch_size):
@@ -144,8 +176,12 @@ class SignTranslator:
                 except InputError as e:
                     errors[k] = str(e)
             decoded = dict(zip([k for k, _ in items], decode([x for _, x in items]))) if items else {}
-            results += [Result(source, error=errors[k]) if k in errors else Result(source, *decoded[k])
+            results += [Result(source, error=errors[k]) if k in errors else Result(source, *decoded[k][:2])
                         for k, source in enumerate(chunk)]
+            if on_alignment is not None:
+                for k, clip in items:
+                    glosses, text, tokens, log_probs = decoded[k]
+                    on_alignment(start + k, Alignment(chunk[k], clip, log_probs, tokens, glosses, text))
             if progress is not None:
                 progress(len(chunk))
         return results
@@ -162,8 +198,36 @@ class SignTranslator:
             raise BundleError(f"{self.bundle} is a gloss2text bundle: it reads glosses, use translate()")
         return self._one(source).glosses
 
-    def _one(self, source: str) -> Result:
-        result = self.run([source])[0]
+    def alignment(self, source: str) -> Alignment:
+        """One clip's frames, CTC gloss posteriors and decoding (sign2gloss or sign2text), from the pass that
+        decodes it."""
+        found = []
+        self._one(source, on_alignment=lambda k, alignment: found.append(alignment))
+        return found[0]
+
+    def plot(self, source: str, path: str, **kwargs) -> Alignment:
+        """Draw one clip's gloss posteriors under its frames into the PNG ``path`` (see :meth:`plot_alignment`)."""
+        alignment = self.alignment(source)
+        self.plot_alignment(alignment, path, **kwargs)
+        return alignment
+
+    def plot_alignment(self, alignment: Alignment, path: str, **kwargs) -> str:
+        """Write the PNG of an alignment; ``kwargs`` go to :func:`slt_plugins.alignment_plot.plot_alignment`
+        (title, thumbnails, width_px, height_px, dpi …). The default title is the input and its text."""
+        from slt_plugins.alignment_plot import plot_alignment
+
+        kwargs.setdefault("title", alignment.input if alignment.text is None else
+                          f"{alignment.input}: \"{alignment.text}\"")
+        return plot_alignment(alignment.frames, alignment.log_probs, self.gloss_dictionary, alignment.tokens, path,
+                              **kwargs)
+
+    def _needs_video(self) -> None:
+        if self.kind == "gloss2text":
+            raise BundleError(f"{self.bundle} is a gloss2text bundle: it reads glosses, so there is no video and no "
+                              f"gloss posteriors to align or plot")
+
+    def _one(self, source: str, **kwargs) -> Result:
+        result = self.run([source], **kwargs)[0]
         if result.error:
             raise InputError(result.error)
         return result

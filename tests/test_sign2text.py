@@ -344,3 +344,49 @@ def test_bad_inputs_and_bundles_are_one_line_errors_and_the_rest_is_translated(b
     (other / "bundle.json").write_text(json.dumps(dict(info, version=99)))
     proc = run_script("slt-translate", "--model", other, "REGEN", check=False)
     assert proc.returncode == 1 and "version 99" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_plot_draws_the_gloss_posteriors_under_the_frames_as_a_png_of_the_expected_size(
+        bundles, trained, shared_data, tmp_path):
+    from PIL import Image
+
+    from slt_plugins.alignment_plot import HEIGHT_PX, WIDTH_PX
+    from slt_plugins.translator import BundleError, SignTranslator
+
+    def png_size(path):
+        assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(path) as image:
+            image.load()  # the whole picture decodes, not only its header
+            return image.size
+
+    video = os.path.join(shared_data, "video", "test_video.mp4")
+    out = run_script("slt-translate", "--model", bundles["s2t"], video, "--plot", tmp_path / "out.png").stdout
+    assert f"  plot:    {tmp_path / 'out.png'}" in out
+    assert png_size(tmp_path / "out.png") == (WIDTH_PX, HEIGHT_PX)
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]  # the temporary file was renamed into place
+    # several inputs: one picture each, numbered by position; a failing input has none, and says why
+    stored = f"{trained['data']}/frames.lmdb:{read_manifest(trained['data'] / 'test.tsv')[0].id}"
+    proc = run_script("slt-translate", "--model", bundles["s2g"], stored, tmp_path / "missing.mp4", stored,
+                      "--plot", tmp_path / "many" / "a.png", "--json", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "no such file" in proc.stderr
+    many = tmp_path / "many"
+    assert [json.loads(line)["plot"] for line in proc.stdout.splitlines()] == [str(many / "a-1.png"), None,
+                                                                               str(many / "a-3.png")]
+    assert sorted(os.listdir(many)) == ["a-1.png", "a-3.png"]
+    assert png_size(many / "a-1.png") == png_size(many / "a-3.png") == (WIDTH_PX, HEIGHT_PX)
+    # the API: the posteriors and glosses of the pass that decodes, in a picture of the size asked for
+    model = SignTranslator.from_pretrained(str(bundles["s2t"]), device="cpu")
+    alignment = model.plot(video, tmp_path / "api.png", width_px=900, height_px=450)
+    assert png_size(tmp_path / "api.png") == (900, 450)
+    result = model.run([video])[0]
+    assert (alignment.glosses, alignment.text) == (result.glosses, result.text) and alignment.text is not None
+    assert alignment.glosses == model.gloss_dictionary.string(torch.tensor(alignment.tokens, dtype=torch.long))
+    assert alignment.frames.dtype == torch.uint8 and alignment.frames.size(0) == 4 * alignment.log_probs.size(0)
+    assert alignment.log_probs.size(1) == len(model.gloss_dictionary)
+    assert torch.allclose(alignment.log_probs.exp().sum(dim=1), torch.ones(alignment.log_probs.size(0)))
+    # a gloss2text bundle has no video to plot: a one-line error and no picture
+    proc = run_script("slt-translate", "--model", bundles["g2t"], "REGEN", "--plot", tmp_path / "g.png", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "gloss2text" in proc.stderr
+    assert not (tmp_path / "g.png").exists()
+    with pytest.raises(BundleError, match="gloss2text bundle"):
+        SignTranslator.from_pretrained(str(bundles["g2t"]), device="cpu").plot("REGEN", tmp_path / "g.png")

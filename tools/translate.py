@@ -2,13 +2,19 @@
 
     slt-translate --model BUNDLE my_video.mp4 frames/folder/ data_bins/x/frames.lmdb:ID
     slt-translate --model G2T_BUNDLE "REGEN MORGEN NORD"       # a gloss2text bundle reads gloss strings
+    slt-translate --model BUNDLE my_video.mp4 --plot alignment.png
 
 Prints, per input, the recognised glosses and the text (``--json``: one JSON object per line). An input that cannot
 be read is reported on one line and the others are still translated; the exit status is 1 when any failed.
+
+``--plot FILE.png`` draws each input's CTC gloss posteriors over time under thumbnails of its frames, the decoded
+glosses marked (sign2gloss and sign2text bundles). With one input the picture is FILE.png; with several it is
+FILE-1.png, FILE-2.png …, numbered by the input's position on the command line. An input that fails has no picture.
 """
 
 import argparse
 import json
+import os
 import sys
 
 from tqdm import tqdm
@@ -26,6 +32,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the gloss posteriors under the frames into FILE.png "
+                   "(several inputs: FILE-1.png, FILE-2.png … by position; see below)")
     args = p.parse_args(argv)
 
     import slt_plugins  # noqa: F401  (registers the tasks and models)
@@ -37,21 +45,46 @@ def main(argv=None) -> int:
     except (BundleError, OSError) as e:
         print(f"slt-translate: {e}", file=sys.stderr)
         return 1
+    if args.plot and model.kind == "gloss2text":
+        print(f"slt-translate: --plot draws the gloss posteriors of a video; {args.model} is a gloss2text bundle, "
+              f"it reads glosses", file=sys.stderr)
+        return 1
+    plots, plot_errors = {}, {}  # input position → picture written, or why not
+
+    def plot(k, alignment):
+        path = plot_path(args.plot, k, len(args.inputs))
+        try:
+            plots[k] = model.plot_alignment(alignment, path)
+        except (OSError, ValueError) as e:
+            plot_errors[k] = f"--plot {path}: {e}"
+
     quiet = args.quiet or len(args.inputs) < 2 or not sys.stderr.isatty()
     with tqdm(total=len(args.inputs), unit="input", disable=quiet, file=sys.stderr) as bar:
-        results = model.run(args.inputs, batch_size=args.batch_size, progress=bar.update)
-    for r in results:
-        if r.error:
-            print(f"slt-translate: {r.error}", file=sys.stderr)
+        results = model.run(args.inputs, batch_size=args.batch_size, progress=bar.update,
+                            on_alignment=plot if args.plot else None)
+    for k, r in enumerate(results):
+        for error in (r.error, plot_errors.get(k)):
+            if error:
+                print(f"slt-translate: {error}", file=sys.stderr)
         if args.json:
-            print(json.dumps(r._asdict(), ensure_ascii=False))
+            print(json.dumps(dict(r._asdict(), **({"plot": plots.get(k)} if args.plot else {})), ensure_ascii=False))
         elif not r.error:
             print(r.input)
             if r.glosses is not None and model.kind != "gloss2text":
                 print(f"  glosses: {r.glosses}")
             if r.text is not None:
                 print(f"  text:    {r.text}")
-    return 1 if any(r.error for r in results) else 0
+            if k in plots:
+                print(f"  plot:    {plots[k]}")
+    return 1 if any(r.error for r in results) or plot_errors else 0
+
+
+def plot_path(plot: str, position: int, count: int) -> str:
+    """FILE.png for a single input, FILE-<n>.png (n from 1) for the n-th of several."""
+    if count == 1:
+        return plot
+    stem, ext = os.path.splitext(plot)
+    return f"{stem}-{position + 1}{ext or '.png'}"
 
 
 if __name__ == "__main__":
