@@ -1,7 +1,7 @@
 """The project's own registries, on fairseq's pattern: register a class by name with a dataclass config, build it
-by name. fairseq's registries cover tasks, models and criteria; the pieces *inside* our models (visual
-backbones, visual-language mappers) are swapped here, so a new backbone is a new file plus a
-``@register_visual_backbone``."""
+by name. fairseq's registries cover tasks, models and criteria; the pieces *inside* our models (visual backbones,
+visual-language mappers, the sequence models of the distillation students) are swapped here, so a new backbone is a
+new file plus a ``@register_visual_backbone``."""
 
 from registry.core import Registry, RegistryError
 
@@ -13,6 +13,10 @@ VL_MAPPERS = Registry("visual-language mapper", discover="slt_plugins")
 register_vl_mapper = VL_MAPPERS.register
 build_vl_mapper = VL_MAPPERS.build
 
+SEQUENCE_MODELS = Registry("sequence model", discover="slt_plugins")
+register_sequence_model = SEQUENCE_MODELS.register
+build_sequence_model = SEQUENCE_MODELS.build
+
 __all__ = [
     "Registry",
     "RegistryError",
@@ -22,4 +26,7 @@ __all__ = [
     "VL_MAPPERS",
     "register_vl_mapper",
     "build_vl_mapper",
+    "SEQUENCE_MODELS",
+    "register_sequence_model",
+    "build_sequence_model",
 ]

@@ -81,6 +81,20 @@ def _model_config(state: Dict) -> Dict:
     return dict(vars(model_cfg)) if isinstance(model_cfg, Namespace) else OmegaConf.to_container(model_cfg)
 
 
+def build_translator(model_cfg, vocabularies, source: str) -> MBartTranslator:
+    """The Gloss2Text translator a checkpoint's model config describes (argparse or Hydra), with ``vocabularies``'
+    dictionaries; ``source`` names the checkpoint in errors. The distillation teacher is built this way."""
+    saved = dict(vars(model_cfg)) if isinstance(model_cfg, Namespace) else OmegaConf.to_container(model_cfg)
+    arch = saved.get("arch") or saved.get("_name")
+    if ARCH_MODEL_REGISTRY.get(arch) is not MBartTranslator:
+        raise ValueError(f"{source}: arch {arch!r} is not a translator arch (train Gloss2Text with "
+                         "--arch mbart_translator*)")
+    names = translator_option_names(arch)
+    args = Namespace(**{k: v for k, v in saved.items() if k in names})
+    ARCH_CONFIG_REGISTRY[arch](args)
+    return MBartTranslator.build_model(args, vocabularies)
+
+
 def translator_option_names(arch: str) -> set:
     """What shapes a translator: the options of mbart_translator's parser and those its arch function sets."""
     parser = argparse.ArgumentParser()
@@ -184,7 +198,7 @@ class JointModel(FairseqEncoderDecoderModel):
         vocabularies = SimpleNamespace(source_dictionary=task.gloss_dict, target_dictionary=task.text_dict)
         translator = MBartTranslator.build_model(translator_args, vocabularies)
         mapper = build_vl_mapper(cfg.vl_mapper, _options(cfg.vl_mapper_args, "vl-mapper-args"),
-                                 input_dim=visual_cfg.head_dim, output_dim=translator_args.encoder_embed_dim,
+                                 input_dim=sign.output_dim, output_dim=translator_args.encoder_embed_dim,
                                  num_glosses=len(task.ctc_dict))
         encoder = JointEncoder(sign, mapper, translator.encoder, task.gloss_dict.eos(), task.source_lang_id)
         model = cls(encoder, translator.decoder)

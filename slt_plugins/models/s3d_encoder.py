@@ -1,6 +1,8 @@
 """Model ``s3d_encoder``: Sign2Gloss — a visual backbone, the visual head, a gloss classifier trained with CTC.
 
-The backbone is chosen by name from the project's registry (``--visual-backbone s3d|cnn_tconv|…``). On
+The backbone is chosen by name from the project's registry (``--visual-backbone s3d|cnn_tconv|resnet18|…``). With
+``--sequence-model bilstm|transformer`` a sequence model follows the head: VAC's recogniser and the students of the
+distillation method, whose output then also carries the head's ``conv_logits`` (T'×B×V) for ConvCTC. On
 pre-extracted features (task option ``--input features``) no backbone is built and the head reads the features.
 The output follows fairseq's CTC models (wav2vec 2.0): ``encoder_out`` holds T'×B×V logits and ``padding_mask``
 B×T', so fairseq's ``ctc`` criterion and our CTC generator read it as they are.
@@ -15,7 +17,7 @@ import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model, register_model_architecture
 
-from registry import build_visual_backbone
+from registry import build_sequence_model, build_visual_backbone
 from slt_plugins.models.visual_head import VisualHead
 
 logger = logging.getLogger(__name__)
@@ -23,7 +25,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SignEncoderConfig(FairseqDataclass):
-    visual_backbone: str = field(default="s3d", metadata={"help": "registered visual backbone (s3d, cnn_tconv, …)"})
+    visual_backbone: str = field(
+        default="s3d", metadata={"help": "registered visual backbone (s3d, cnn_tconv, resnet18, …)"}
+    )
     backbone_pretrained: Optional[str] = field(
         default=None, metadata={"help": "backbone weights to start from, e.g. S3D_kinetics400.pt"})
     backbone_frozen_blocks: Optional[int] = field(
@@ -34,6 +38,11 @@ class SignEncoderConfig(FairseqDataclass):
     head_ff_dim: int = field(default=2048, metadata={"help": "inner width of the temporal conv block"})
     head_kernel_size: int = field(default=3, metadata={"help": "temporal kernel of the conv block"})
     dropout: float = field(default=0.1, metadata={"help": "dropout in the visual head"})
+    sequence_model: Optional[str] = field(default=None, metadata={
+        "help": "a registered sequence model after the head (bilstm, transformer): VAC's recogniser and the "
+                "distillation students; its logits are then the output and the head's are the 'conv' logits"})
+    sequence_args: str = field(default="{}", metadata={
+        "help": "options of the sequence model as a dict literal, e.g. \"{'hidden_dim': 1024, 'layers': 2}\""})
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -47,6 +56,8 @@ class SignEncoder(FairseqEncoder):
     def __init__(self, cfg: SignEncoderConfig, dictionary, input_kind: str, feature_dim: Optional[int] = None):
         super().__init__(dictionary)
         self.backbone = None
+        if input_kind not in ("frames", "features"):
+            raise ValueError(f"the sign encoder reads frames or features, not --input {input_kind}")
         if input_kind == "frames":
             options = ast.literal_eval(cfg.backbone_args or "{}")
             if cfg.backbone_pretrained:
@@ -57,6 +68,13 @@ class SignEncoder(FairseqEncoder):
             feature_dim = self.backbone.output_dim
         self.head = VisualHead(feature_dim, len(dictionary), cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
                                cfg.dropout)
+        self.sequence = self.sequence_classifier = None
+        self.output_dim = cfg.head_dim
+        if cfg.sequence_model:
+            options = ast.literal_eval(cfg.sequence_args or "{}")
+            self.sequence = build_sequence_model(cfg.sequence_model, options, input_dim=cfg.head_dim)
+            self.sequence_classifier = torch.nn.Linear(self.sequence.output_dim, len(dictionary))
+            self.output_dim = self.sequence.output_dim
 
     def visual_features(self, frames: torch.Tensor, frame_lengths: torch.Tensor):
         """The backbone's output for frames (uint8 or float in [0, 1]): B×T'×C and the valid lengths T'. This is
@@ -75,18 +93,22 @@ class SignEncoder(FairseqEncoder):
             raise ValueError("the sign encoder needs frames or features in net_input")
         padding_mask = lengths_to_mask(lengths, x.size(1))
         gloss_features, logits = self.head(x, padding_mask)
-        return {
+        out = {}
+        if self.sequence is not None:
+            out["conv_logits"] = logits.transpose(0, 1)  # VAC's ConvCTC reads the head, SeqCTC the sequence model
+            gloss_features = self.sequence(gloss_features, padding_mask)
+            logits = self.sequence_classifier(gloss_features)
+        out.update({
             "encoder_out": logits.transpose(0, 1),  # T'×B×V, as fairseq's CTC criterion reads it
             "padding_mask": padding_mask,
-            "gloss_features": gloss_features,  # B×T'×dim: the input of the visual-language mapper
-        }
+            "gloss_features": gloss_features,  # B×T'×output_dim: what the mapper reads and distillation compares
+        })
+        return out
 
     def reorder_encoder_out(self, encoder_out, new_order):
-        return {
-            "encoder_out": encoder_out["encoder_out"].index_select(1, new_order),
-            "padding_mask": encoder_out["padding_mask"].index_select(0, new_order),
-            "gloss_features": encoder_out["gloss_features"].index_select(0, new_order),
-        }
+        batch_first = ("padding_mask", "gloss_features")
+        return {key: value.index_select(0 if key in batch_first else 1, new_order)
+                for key, value in encoder_out.items()}
 
 
 @register_model("s3d_encoder", dataclass=SignEncoderConfig)
@@ -119,3 +141,21 @@ def s3d_encoder_tiny(cfg):
     cfg.head_dim = getattr(cfg, "head_dim", 64)
     cfg.head_ff_dim = getattr(cfg, "head_ff_dim", 128)
     s3d_encoder(cfg)
+
+
+@register_model_architecture("s3d_encoder", "vac_resnet18_bilstm")
+def vac_resnet18_bilstm(cfg):
+    """VAC's recogniser: ResNet18 per frame, temporal convolutions K5-P2-K5-P2 (1024), a 2-layer BiLSTM (1024);
+    the head (512) between them gives the conv logits of ConvCTC. Train it with ``--criterion vac_ctc``."""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "resnet18")
+    cfg.sequence_model = getattr(cfg, "sequence_model", "bilstm")
+    cfg.sequence_args = getattr(cfg, "sequence_args", "{'hidden_dim': 1024, 'layers': 2}")
+    s3d_encoder(cfg)
+
+
+@register_model_architecture("s3d_encoder", "vac_resnet18_transformer")
+def vac_resnet18_transformer(cfg):
+    """The distillation method's transformer student: as ``vac_resnet18_bilstm`` with 2 transformer layers."""
+    cfg.sequence_model = getattr(cfg, "sequence_model", "transformer")
+    cfg.sequence_args = getattr(cfg, "sequence_args", "{'hidden_dim': 512, 'layers': 2, 'heads': 8}")
+    vac_resnet18_bilstm(cfg)
