@@ -8,6 +8,6 @@ from slt_plugins import compat
 
 compat.install()
 
-from slt_plugins import criteria, data, decoding, models, scoring, tasks  # noqa: E402,F401  (imports register)
+from slt_plugins import criteria, data, decoding, models, optim, scoring, tasks  # noqa: E402,F401  (imports register)
 
 __version__ = "0.1.0"

@@ -40,7 +40,10 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
         self.blank = task.ctc_dict.bos()
 
     def forward(self, model, sample, reduce=True):
-        net_output = model(**sample["net_input"])
+        return self.combined_loss(model, model(**sample["net_input"]), sample, reduce)
+
+    def combined_loss(self, model, net_output, sample, reduce=True):
+        """The loss, fairseq's sample size and the logging output of one forward pass (``net_output``)."""
         translation_loss, nll_loss = self.compute_loss(model, net_output, sample, reduce=reduce)
         nsentences = sample["target"].size(0)
         sample_size = nsentences if self.sentence_avg else sample["ntokens"]

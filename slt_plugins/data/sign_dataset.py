@@ -10,6 +10,10 @@ A batch is a dict in fairseq's layout::
      "target": LongTensor B×L padded with pad_idx, "target_lengths": LongTensor B,  # both None without targets
      "gloss_target": …, "gloss_target_lengths": …}  # only with ``gloss_targets`` (sign2text: CTC beside the text)
 
+With ``token_inputs`` (name → one LongTensor per row, e.g. ``text_tokens``) the net_input also holds each padded
+B×L and its ``…_lengths`` (``text_lengths``): the texts the distillation teachers read. ``SignLengthDataset`` gives
+no visual input at all, only ``frame_lengths``, for a model that reads text alone.
+
 Inputs are zero beyond each length; models derive their padding masks from the lengths.
 Frames are channels last in memory (B×T×H×W×3 seen as B×T×3×H×W; see video_transforms.crop_resize): ``view`` may
 merge B and T, other reshapes need ``reshape``; permuted to B×3×T×H×W they are what cuDNN's channels_last_3d wants.
@@ -54,13 +58,16 @@ class _SignDataset(FairseqDataset):
 
     def __init__(self, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]], sizes: Sequence[int],
                  pad_idx: int, eos_idx: Optional[int], shuffle: bool,
-                 gloss_targets: Optional[List[torch.LongTensor]] = None):
-        for name, values in (("targets", targets), ("gloss targets", gloss_targets)):
+                 gloss_targets: Optional[List[torch.LongTensor]] = None,
+                 token_inputs: Optional[Dict[str, List[torch.LongTensor]]] = None):
+        token_inputs = token_inputs or {}
+        for name, values in (("targets", targets), ("gloss targets", gloss_targets), *token_inputs.items()):
             if values is not None and len(values) != len(rows):
                 raise ValueError(f"{len(values)} {name} for {len(rows)} manifest rows")
         self.rows = rows
         self.targets = targets
         self.gloss_targets = gloss_targets
+        self.token_inputs = token_inputs
         self._sizes = np.asarray(sizes, dtype=np.int64)
         self.pad_idx = pad_idx
         self.eos_idx = eos_idx
@@ -75,6 +82,8 @@ class _SignDataset(FairseqDataset):
         item = {"id": index, self.input_name: source, "target": target}
         if self.gloss_targets is not None:
             item["gloss_target"] = self.gloss_targets[index]
+        for name, values in self.token_inputs.items():
+            item[name] = values[index]
         return item
 
     def collate_inputs(self, inputs: List[torch.Tensor]):
@@ -85,6 +94,10 @@ class _SignDataset(FairseqDataset):
             return {}
         inputs, lengths = self.collate_inputs([s[self.input_name] for s in samples])
         net_input = {self.input_name: inputs, self.lengths_name: lengths}
+        for name in self.token_inputs:  # e.g. text_tokens, text_lengths
+            tokens = [s[name] for s in samples]
+            net_input[name] = data_utils.collate_tokens(tokens, self.pad_idx)
+            net_input[name.replace("_tokens", "_lengths")] = torch.tensor([t.numel() for t in tokens])
         target = target_lengths = None
         ntokens = int(lengths.sum())
         if self.targets is not None:
@@ -140,13 +153,14 @@ class SignFrameDataset(_SignDataset):
     def __init__(self, store: FrameStore, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None,
                  train: bool = False, crop_size: int = 224, min_frames: int = 4, seed: int = 1, pad_idx: int = 1,
                  eos_idx: Optional[int] = None, shuffle: Optional[bool] = None,
-                 gloss_targets: Optional[List[torch.LongTensor]] = None, **transform_options):
+                 gloss_targets: Optional[List[torch.LongTensor]] = None,
+                 token_inputs: Optional[Dict[str, List[torch.LongTensor]]] = None, **transform_options):
         empty = [r.id for r in rows if r.n_frames < 1]
         if empty:
             raise ValueError(f"{store.path}: {len(empty)} manifest rows without frames (n_frames < 1), e.g. "
                              f"{empty[:3]}; a frame dataset needs the videos binarised")
         super().__init__(rows, targets, [r.n_frames for r in rows], pad_idx, eos_idx,
-                         train if shuffle is None else shuffle, gloss_targets)
+                         train if shuffle is None else shuffle, gloss_targets, token_inputs)
         self.store = store
         self.transform = ClipTransform(
             ClipTransformConfig(crop_size=crop_size, min_frames=min_frames, **transform_options), train)
@@ -172,12 +186,33 @@ class SignFeatureDataset(_SignDataset):
 
     def __init__(self, store: FeatureStore, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None,
                  sizes: Optional[Sequence[int]] = None, pad_idx: int = 1, eos_idx: Optional[int] = None,
-                 shuffle: bool = False, gloss_targets: Optional[List[torch.LongTensor]] = None):
+                 shuffle: bool = False, gloss_targets: Optional[List[torch.LongTensor]] = None,
+                 token_inputs: Optional[Dict[str, List[torch.LongTensor]]] = None):
         if sizes is None:
             sizes = store.lengths([r.id for r in rows])
-        super().__init__(rows, targets, sizes, pad_idx, eos_idx, shuffle, gloss_targets)
+        super().__init__(rows, targets, sizes, pad_idx, eos_idx, shuffle, gloss_targets, token_inputs)
         self.store = store
 
     def __getitem__(self, index: int) -> Dict:
         features = self.store.array(self.rows[index].id).astype(np.float32)
         return self._item(index, torch.from_numpy(features))
+
+
+class SignLengthDataset(_SignDataset):
+    """No visual input: each clip's frame count alone (``frame_lengths``) beside its token inputs, for models that
+    read the text only (the text→gloss teacher) yet must speak on the clip's time axis."""
+
+    input_name, lengths_name = "_no_frames", "frame_lengths"
+
+    def __init__(self, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None, pad_idx: int = 1,
+                 shuffle: bool = False, token_inputs: Optional[Dict[str, List[torch.LongTensor]]] = None):
+        super().__init__(rows, targets, [r.n_frames for r in rows], pad_idx, None, shuffle, None, token_inputs)
+
+    def __getitem__(self, index: int) -> Dict:
+        return self._item(index, torch.empty(self.rows[index].n_frames, 0))
+
+    def collater(self, samples: List[Dict]) -> Dict:
+        batch = super().collater(samples)
+        if batch:
+            del batch["net_input"][self.input_name]
+        return batch

@@ -17,11 +17,12 @@ from omegaconf import II, MISSING
 
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
 from slt_plugins.data.manifest import manifest_path, read_manifest
-from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset
+from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, SignLengthDataset
+from slt_plugins.data.text_inputs import TextInputs
 
 logger = logging.getLogger(__name__)
 
-INPUT_KINDS = ChoiceEnum(["frames", "features"])
+INPUT_KINDS = ChoiceEnum(["frames", "features", "lengths"])
 
 
 def load_gloss_dictionary(data: str) -> Dictionary:
@@ -40,7 +41,11 @@ class Sign2GlossConfig(FairseqDataclass):
         "help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt and frames.lmdb or "
                 "features/<name>.lmdb"})
     input: INPUT_KINDS = field(default="frames", metadata={
-        "help": "read video frames (end to end) or pre-extracted features"})
+        "help": "read video frames (end to end), pre-extracted features, or only each clip's frame count (for a "
+                "model that reads text alone: the text→gloss teacher)"})
+    text_inputs: bool = field(default=False, metadata={
+        "help": "also give the model each utterance's translation and the preceding utterance's (net_input "
+                "text_tokens, context_tokens): what the distillation teachers read"})
     features: str = field(default="s3d", metadata={"help": "with --input features: features/<name>.lmdb"})
     crop_size: int = field(default=224, metadata={"help": "frames are cropped to crop_size × crop_size"})
     temporal_scale_min: float = field(default=0.5, metadata={
@@ -66,6 +71,8 @@ class SignInput:
     def store(self):
         """The frame or feature store, opened once and shared by every split."""
         if self._store is None:
+            if self.cfg.input == "lengths":
+                return None
             if self.cfg.input == "frames":
                 self._store = FrameStore(os.path.join(self.cfg.data, "frames.lmdb"))
             else:
@@ -80,16 +87,34 @@ class SignInput:
         return int(index["dim"]) if "dim" in index else int(self.store.array(next(self.store.keys())).shape[-1])
 
     def sign_dataset(self, split: str, rows, targets, pad_idx: int, eos_idx=None, gloss_targets=None):
-        """Frames (augmented when the split is a training split) or features of ``rows``, with their targets."""
+        """Frames (augmented when the split is a training split), features or frame counts of ``rows``, with their
+        targets (and texts, with ``--text-inputs``)."""
         train = split.startswith("train")
+        texts = self.text_inputs.for_rows(rows, split) if getattr(self.cfg, "text_inputs", False) else None
         if self.cfg.input == "frames":
             return SignFrameDataset(
                 self.store, rows, targets, train=train, crop_size=self.cfg.crop_size, seed=self.cfg.seed,
-                pad_idx=pad_idx, eos_idx=eos_idx, gloss_targets=gloss_targets,
+                pad_idx=pad_idx, eos_idx=eos_idx, gloss_targets=gloss_targets, token_inputs=texts,
                 crop_area=(self.cfg.crop_area_min, 1.0),
                 temporal_scale=(self.cfg.temporal_scale_min, self.cfg.temporal_scale_max))
+        if self.cfg.input == "lengths":
+            if eos_idx is not None or gloss_targets is not None:
+                raise ValueError("--input lengths is for models that read text alone (sign2gloss)")
+            return SignLengthDataset(rows, targets, pad_idx=pad_idx, shuffle=train, token_inputs=texts)
         return SignFeatureDataset(self.store, rows, targets, pad_idx=pad_idx, eos_idx=eos_idx, shuffle=train,
-                                  gloss_targets=gloss_targets)
+                                  gloss_targets=gloss_targets, token_inputs=texts)
+
+    @property
+    def text_inputs(self) -> TextInputs:
+        """The text vocabulary and sub-word model of the dataset, loaded once."""
+        if getattr(self, "_text_inputs", None) is None:
+            self._text_inputs = TextInputs(self.cfg.data)
+        return self._text_inputs
+
+    def begin_epoch(self, epoch, model):
+        """Remember the epoch: the distillation criteria switch their terms on at a configured one."""
+        super().begin_epoch(epoch, model)
+        self.epoch = epoch
 
 
 @register_task("sign2gloss", dataclass=Sign2GlossConfig)
@@ -113,7 +138,8 @@ class Sign2GlossTask(SignInput, FairseqTask):
         rows = read_manifest(manifest_path(self.cfg.data, split))
         targets = [self.encode_glosses(r.gloss) for r in rows]
         self.datasets[split] = self.sign_dataset(split, rows, targets, self.gloss_dict.pad())
-        logger.info(f"{split}: {len(rows)} utterances from {self.store.path}")
+        source = self.store.path if self.store is not None else "the manifest (frame counts only)"
+        logger.info(f"{split}: {len(rows)} utterances from {source}")
 
     def build_generator(self, models, args, **unused):
         from slt_plugins.decoding.ctc_decoder import CTCSequenceGenerator

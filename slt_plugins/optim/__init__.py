@@ -1,0 +1,5 @@
+"""Learning-rate schedulers the recipes need and fairseq's Hydra configs lack; each module registers itself."""
+
+from slt_plugins._submodules import import_submodules
+
+import_submodules(__name__, __path__)
