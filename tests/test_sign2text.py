@@ -245,20 +245,24 @@ def test_word_error_counts_and_the_scorer_reads_the_recognised_glosses():
     assert "WER 33.33 (del 1, ins 0, sub 1; 6 glosses)" in scorer.result_string()
 
 
-@pytest.mark.parametrize("corpus", ["phoenix-2014t", "csl-daily"])
-def test_published_recipes_compose_and_train_at_tiny_size(corpus, trained, tmp_path):
-    """configs/<corpus>/s2t.yaml as written (composite optimizer, cosine per group, mapper, clean-up), with the tiny
-    checkpoints and the dataset's own vocabulary standing in for S3D and mBART."""
+@pytest.mark.parametrize("corpus, config", [("phoenix-2014t", "s2t"), ("csl-daily", "s2t"),
+                                            ("phoenix-2014t/kd", "s2t_student")])
+def test_published_recipes_compose_and_train_at_tiny_size(corpus, config, trained, tmp_path):
+    """configs/<corpus>/s2t.yaml as written (composite optimizer, cosine per group, mapper, clean-up), and its
+    distillation variant (the Gloss2Text checkpoint as the frozen teacher), with the tiny checkpoints and the
+    dataset's own vocabulary standing in for S3D and mBART."""
     data = dataset_view(trained["data"], tmp_path / "data")
     run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--name", "s3d",
                "--num-workers", "0", "--quiet")
-    out = run_script("fairseq-hydra-train", "--config-dir", f"configs/{corpus}", "--config-name", "s2t",
+    out = run_script("fairseq-hydra-train", "--config-dir", f"configs/{corpus}", "--config-name", config,
                      f"task.data={data}", "task.vocab=", f"model.sign2gloss_checkpoint={trained['s2g']}",
                      f"model.gloss2text_checkpoint={trained['g2t']}", f"checkpoint.save_dir={tmp_path / 's2t'}",
                      "optimization.max_update=2", "dataset.batch_size=4", "dataset.num_workers=0")
     log = out.stdout + out.stderr
     assert "num_updates 2" in log and re.search(r"valid on 'dev' subset .*\| wer [\d.]+ \| bleu [\d.]+", log)
     assert (tmp_path / "s2t" / "checkpoint_best.pt").is_file()
+    if config == "s2t_student":
+        assert re.search(r"valid on 'dev' subset .*\| kd_kl [\d.]+ \| kd_feature [\d.]+", log)
 
 
 def test_wrong_checkpoints_and_missing_files_are_one_line_errors(trained, tmp_path):
