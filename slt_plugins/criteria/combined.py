@@ -13,7 +13,6 @@ is the one to report).
 import math
 from dataclasses import dataclass, field
 
-import editdistance
 import torch
 import torch.nn.functional as F
 from fairseq import metrics, utils
@@ -21,7 +20,7 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossEntropyCriterion,
                                                              LabelSmoothedCrossEntropyCriterionConfig)
 
-from slt_plugins.decoding.ctc_decoder import ctc_greedy
+from slt_plugins.criteria.gloss_errors import greedy_gloss_errors, log_gloss_wer
 
 
 @dataclass
@@ -70,18 +69,10 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
             logging_output["n_correct"] = utils.item(n_correct.data)
             logging_output["total"] = utils.item(total.data)
         if not model.training:
-            errors, words = self.greedy_gloss_errors(log_probs, input_lengths, sample)
+            errors, words = greedy_gloss_errors(log_probs, input_lengths, sample["gloss_target"],
+                                                sample["gloss_target_lengths"], self.blank)
             logging_output["_gloss_errors"], logging_output["_gloss_words"] = errors, words
         return loss, sample_size, logging_output
-
-    def greedy_gloss_errors(self, log_probs, input_lengths, sample):
-        """Word errors of best-path CTC decoding against the gloss references, and the reference length."""
-        errors = words = 0
-        log_probs, targets = log_probs.detach().cpu(), sample["gloss_target"].cpu()  # one copy, not one per clip
-        for b, (n, m) in enumerate(zip(input_lengths.tolist(), sample["gloss_target_lengths"].tolist())):
-            errors += editdistance.eval(ctc_greedy(log_probs[:n, b], self.blank), targets[b, :m].tolist())
-            words += m
-        return errors, words
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
@@ -94,10 +85,4 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
         metrics.log_scalar("translation_loss", total("translation_loss") / max(ntokens, 1) / math.log(2), ntokens,
                            round=3)
         metrics.log_scalar("ctc_loss", total("ctc_loss") / max(nsentences, 1) / math.log(2), nsentences, round=3)
-        words = total("_gloss_words")
-        if words > 0:
-            metrics.log_scalar("_gloss_errors", total("_gloss_errors"))
-            metrics.log_scalar("_gloss_words", words)
-            metrics.log_derived("wer", lambda meters: round(
-                100.0 * meters["_gloss_errors"].sum / meters["_gloss_words"].sum, 2)
-                if meters["_gloss_words"].sum > 0 else float("nan"))
+        log_gloss_wer(total)

@@ -14,7 +14,6 @@ VAC's weights: SeqCTC 1, ConvCTC 1, Dist 25, temperature 8.
 import math
 from dataclasses import dataclass, field
 
-import editdistance
 import torch
 import torch.nn.functional as F
 from fairseq import metrics, utils
@@ -23,7 +22,7 @@ from fairseq.dataclass import FairseqDataclass
 from omegaconf import II
 
 from slt_plugins.criteria.distillation_losses import posterior_kl
-from slt_plugins.decoding.ctc_decoder import ctc_greedy
+from slt_plugins.criteria.gloss_errors import greedy_gloss_errors, log_gloss_wer
 
 
 @dataclass
@@ -82,19 +81,9 @@ class VacCtcCriterion(FairseqCriterion):
             logging_output.update(nsp=nsp.data, _nsp_correct=int(correct))
         logging_output["loss"] = loss.data
         if not training:
-            logging_output["_gloss_errors"], logging_output["_gloss_words"] = self.greedy_errors(
-                logits, padding_mask, sample)
+            logging_output["_gloss_errors"], logging_output["_gloss_words"] = greedy_gloss_errors(
+                logits, (~padding_mask).sum(dim=1), sample["target"], sample["target_lengths"], self.blank)
         return loss, sample_size, logging_output
-
-    def greedy_errors(self, logits, padding_mask, sample):
-        """Word errors of best-path CTC decoding against the references, and the reference length."""
-        log_probs, targets = logits.detach().float().cpu(), sample["target"].cpu()
-        lengths = (~padding_mask).sum(dim=1).tolist()
-        errors = words = 0
-        for b, (n, m) in enumerate(zip(lengths, sample["target_lengths"].tolist())):
-            errors += editdistance.eval(ctc_greedy(log_probs[:n, b], self.blank), targets[b, :m].tolist())
-            words += m
-        return errors, words
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
@@ -109,13 +98,7 @@ class VacCtcCriterion(FairseqCriterion):
         if any("_nsp_correct" in log for log in logging_outputs):
             metrics.log_scalar("nsp_accuracy", 100.0 * total("_nsp_correct") / max(nsentences, 1), nsentences,
                                round=2)
-        words = total("_gloss_words")
-        if words > 0:
-            metrics.log_scalar("_gloss_errors", total("_gloss_errors"))
-            metrics.log_scalar("_gloss_words", words)
-            metrics.log_derived("wer", lambda meters: round(
-                100.0 * meters["_gloss_errors"].sum / meters["_gloss_words"].sum, 2)
-                if meters["_gloss_words"].sum > 0 else float("nan"))
+        log_gloss_wer(total)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
