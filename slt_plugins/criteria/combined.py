@@ -27,15 +27,19 @@ from slt_plugins.criteria.gloss_errors import greedy_gloss_errors, log_gloss_wer
 class CombinedCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
     ctc_weight: float = field(default=1.0, metadata={"help": "weight of the CTC loss on the glosses (0: text only)"})
     translation_weight: float = field(default=1.0, metadata={"help": "weight of the label-smoothed CE on the text"})
+    conv_ctc_weight: float = field(default=0.0, metadata={
+        "help": "with a --sequence-model sign encoder (a VAC student): weight of CTC on the head's conv logits; at 0 "
+                "the head's classifier still joins the graph, which DistributedDataParallel needs"})
 
 
 @register_criterion("combined", dataclass=CombinedCriterionConfig)
 class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
     def __init__(self, task, sentence_avg, label_smoothing, ctc_weight=1.0, translation_weight=1.0,
-                 ignore_prefix_size=0, report_accuracy=False):
+                 conv_ctc_weight=0.0, ignore_prefix_size=0, report_accuracy=False):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.ctc_weight = ctc_weight
         self.translation_weight = translation_weight
+        self.conv_ctc_weight = conv_ctc_weight
         self.blank = task.ctc_dict.bos()
 
     def forward(self, model, sample, reduce=True):
@@ -54,6 +58,13 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
             ctc_loss = F.ctc_loss(log_probs, sample["gloss_target"], input_lengths, sample["gloss_target_lengths"],
                                   blank=self.blank, reduction="sum", zero_infinity=True)
         loss = self.translation_weight * translation_loss + self.ctc_weight * ctc_loss * (sample_size / nsentences)
+        if "ctc_conv_logits" in net_output[1]:
+            conv_log_probs = utils.log_softmax(net_output[1]["ctc_conv_logits"][0], dim=-1)
+            with torch.backends.cudnn.flags(enabled=False):
+                conv_ctc = F.ctc_loss(conv_log_probs, sample["gloss_target"], input_lengths,
+                                      sample["gloss_target_lengths"], blank=self.blank, reduction="sum",
+                                      zero_infinity=True)
+            loss = loss + self.conv_ctc_weight * conv_ctc * (sample_size / nsentences)
 
         logging_output = {
             "loss": loss.data,

@@ -50,6 +50,7 @@ class RecognitionDistillationCriterion(VacCtcCriterion):
         if not getattr(task.cfg, "text_inputs", False):
             raise ValueError("recognition_distillation: the teachers read text; add --text-inputs (task.text_inputs)")
         self.teachers = FrozenTeachers()
+        self.checked = False
         for name, option, model_name, kl, feature in self.TEACHERS:
             path = getattr(cfg, option)
             if path and (getattr(cfg, kl) or getattr(cfg, feature)):
@@ -62,7 +63,8 @@ class RecognitionDistillationCriterion(VacCtcCriterion):
     def forward(self, model, sample, reduce=True):
         net_output = model(**sample["net_input"])
         loss, sample_size, logging_output = self.recognition_loss(net_output, sample, model.training)
-        if not self.distilling():
+        distilling = self.distilling()
+        if not distilling and self.checked:
             return loss, sample_size, logging_output
         nsentences = logging_output["nsentences"]
         per_step_to_sample = sample_size  # a mean per step × sample_size, divided by sample_size: the mean
@@ -71,15 +73,20 @@ class RecognitionDistillationCriterion(VacCtcCriterion):
             if name not in self.teachers:
                 continue
             teacher = self.teachers.get(name, padding_mask)
+            dtype = next(teacher.parameters()).dtype
             with torch.no_grad():
-                out = teacher(**self.teacher_input(name, sample, padding_mask))
+                out = teacher(**{k: v.to(dtype) if torch.is_floating_point(v) else v  # --fp16 halves the batch
+                                 for k, v in self.teacher_input(name, sample, padding_mask).items()})
             kl = posterior_kl(net_output["encoder_out"], out["encoder_out"], padding_mask, self.cfg.kd_temperature,
                               blank=self.blank if self.cfg.kd_exclude_blank else None)
             feature = feature_mse(net_output["gloss_features"], out["gloss_features"], padding_mask)
+            if not distilling:  # the first batch runs the teachers even before distilling: a mismatch shows at once
+                continue
             loss = loss + (getattr(self.cfg, kl_weight) * kl + getattr(self.cfg, feature_weight) * feature) \
                 * per_step_to_sample
             logging_output[f"{name}_kl"] = kl.data * nsentences
             logging_output[f"{name}_feature"] = feature.data * nsentences
+        self.checked = True
         logging_output["loss"] = loss.data
         return loss, sample_size, logging_output
 

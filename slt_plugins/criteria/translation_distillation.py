@@ -41,11 +41,12 @@ class TranslationDistillationConfig(CombinedCriterionConfig):
 class TranslationDistillationCriterion(CombinedCriterion):
     def __init__(self, task, sentence_avg, label_smoothing, gloss2text_teacher, kd_kl_weight=1.0,
                  kd_feature_weight=1.0, kd_temperature=1.0, distill_start_epoch=1, ctc_weight=1.0,
-                 translation_weight=1.0, ignore_prefix_size=0, report_accuracy=False):
-        super().__init__(task, sentence_avg, label_smoothing, ctc_weight, translation_weight, ignore_prefix_size,
-                         report_accuracy)
+                 translation_weight=1.0, conv_ctc_weight=0.0, ignore_prefix_size=0, report_accuracy=False):
+        super().__init__(task, sentence_avg, label_smoothing, ctc_weight, translation_weight, conv_ctc_weight,
+                         ignore_prefix_size, report_accuracy)
         self.kl_weight, self.feature_weight, self.temperature = kd_kl_weight, kd_feature_weight, kd_temperature
         self.start_epoch = distill_start_epoch
+        self.checked = False
         vocabularies = SimpleNamespace(source_dictionary=task.gloss_dict, target_dictionary=task.text_dict)
         option = "--gloss2text-teacher"
 
@@ -59,14 +60,10 @@ class TranslationDistillationCriterion(CombinedCriterion):
         return getattr(self.task, "epoch", 1) >= self.start_epoch
 
     def forward(self, model, sample, reduce=True):
-        net_input = dict(sample["net_input"])
-        prev_output_tokens = net_input.pop("prev_output_tokens")
-        encoder_out = model.encoder(**net_input)
-        features, extra = model.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=True)
-        extra.update(ctc_logits=encoder_out["ctc_logits"], ctc_padding_mask=encoder_out["ctc_padding_mask"])
-        net_output = (model.decoder.output_layer(features), extra)
+        net_output = model(**sample["net_input"], return_decoder_features=True)
+        features, prev_output_tokens = net_output[1]["decoder_features"], sample["net_input"]["prev_output_tokens"]
         loss, sample_size, logging_output = self.combined_loss(model, net_output, sample, reduce)
-        if not self.distilling():
+        if not self.distilling() and self.checked:
             return loss, sample_size, logging_output
         teacher = self.teachers.get("gloss2text", features)
         with torch.no_grad():
@@ -79,6 +76,9 @@ class TranslationDistillationCriterion(CombinedCriterion):
         kl = posterior_kl(net_output[0].transpose(0, 1), teacher_logits.transpose(0, 1), padding_mask,
                           self.temperature, blank=None)
         feature = feature_mse(features, teacher_features, padding_mask)
+        self.checked = True  # the first batch runs the teacher even before distilling: a mismatch shows at once
+        if not self.distilling():
+            return loss, sample_size, logging_output
         loss = loss + (self.kl_weight * kl + self.feature_weight * feature) * sample_size
         nsentences = logging_output["nsentences"]
         logging_output.update(loss=loss.data, kd_kl=kl.data * nsentences, kd_feature=feature.data * nsentences)

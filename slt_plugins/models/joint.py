@@ -153,6 +153,8 @@ class JointEncoder(FairseqEncoder):
         out = self.text(tokens, return_all_hiddens=return_all_hiddens, token_embeddings=embeddings)
         out["ctc_logits"] = [logits]
         out["ctc_padding_mask"] = [padding_mask]
+        if "conv_logits" in sign:  # a sign encoder with a sequence model: the criterion may add ConvCTC
+            out["ctc_conv_logits"] = [sign["conv_logits"]]
         return out
 
     def append_source_tokens(self, mapped: torch.Tensor, padding_mask: torch.Tensor):
@@ -171,7 +173,9 @@ class JointEncoder(FairseqEncoder):
 
     def reorder_encoder_out(self, encoder_out, new_order):
         out = self.text.reorder_encoder_out(encoder_out, new_order)
-        out["ctc_logits"] = [x.index_select(1, new_order) for x in encoder_out["ctc_logits"]]
+        for key in ("ctc_logits", "ctc_conv_logits"):
+            if key in encoder_out:
+                out[key] = [x.index_select(1, new_order) for x in encoder_out[key]]
         out["ctc_padding_mask"] = [x.index_select(0, new_order) for x in encoder_out["ctc_padding_mask"]]
         return out
 
@@ -234,11 +238,18 @@ class JointModel(FairseqEncoderDecoderModel):
         extra = net_output[1]
         return extra["ctc_logits"][0], extra["ctc_padding_mask"][0]
 
-    def forward(self, prev_output_tokens, **net_input):
+    def forward(self, prev_output_tokens, return_decoder_features: bool = False, **net_input):
+        """``return_decoder_features`` also returns the decoder's last hidden states (``extra["decoder_features"]``),
+        for distillation: through this forward, so that DistributedDataParallel sees the pass."""
         encoder_out = self.encoder(**net_input)
-        logits, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out)
-        extra["ctc_logits"] = encoder_out["ctc_logits"]
-        extra["ctc_padding_mask"] = encoder_out["ctc_padding_mask"]
+        if return_decoder_features:
+            features, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=True)
+            logits, extra["decoder_features"] = self.decoder.output_layer(features), features
+        else:
+            logits, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out)
+        for key in ("ctc_logits", "ctc_padding_mask", "ctc_conv_logits"):
+            if key in encoder_out:
+                extra[key] = encoder_out[key]
         return logits, extra
 
 

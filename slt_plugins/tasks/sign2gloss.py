@@ -90,7 +90,12 @@ class SignInput:
         """Frames (augmented when the split is a training split), features or frame counts of ``rows``, with their
         targets (and texts, with ``--text-inputs``)."""
         train = split.startswith("train")
-        texts = self.text_inputs.for_rows(rows, split) if getattr(self.cfg, "text_inputs", False) else None
+        texts = None
+        if getattr(self.cfg, "text_inputs", False):
+            texts = self.text_inputs.for_rows(rows, split)
+            if self.text_inputs.dictionary.pad() != pad_idx:  # the dataset pads texts and targets alike
+                raise ValueError(f"{self.cfg.data}: dict.text.txt pads with {self.text_inputs.dictionary.pad()}, the "
+                                 f"targets with {pad_idx}; binarise the dataset again with slt-binarise")
         if self.cfg.input == "frames":
             return SignFrameDataset(
                 self.store, rows, targets, train=train, crop_size=self.cfg.crop_size, seed=self.cfg.seed,

@@ -8,8 +8,9 @@ preceding utterance of the same recording — the first teacher of the multimoda
 Hybrid attention: each sign step attends at once over all sign steps and all context tokens (one attention over
 the two modalities' keys), and the result is added to the sign stream (residual, LayerNorm, feed-forward), so the
 teacher stays a sign recogniser that the context can only refine. Next-sentence prediction: in training, each
-utterance's context is swapped for another utterance's with probability ``nsp_negative_rate``, and a classifier on
-the pooled fused and text features says whether the context really preceded it. Train it with ``--task sign2gloss
+utterance's context is swapped for another utterance's with probability ``nsp_negative_rate`` in a second fusion
+pass, and a classifier on its pooled fused and text features says whether the context really preceded it; the
+gloss logits always come from the real context. Train it with ``--task sign2gloss
 --text-inputs --criterion vac_ctc`` (SeqCTC on the fused logits, ConvCTC and Dist on the head, NSP).
 """
 
@@ -74,34 +75,37 @@ class DialogueEncoder(FairseqEncoder):
         if context_tokens is None:
             raise ValueError("dialogue_teacher reads the preceding utterance: train and run it with --text-inputs")
         sign = self.sign(**net_input)
-        context_tokens, nsp_target = self.maybe_swap_contexts(context_tokens)
         text, text_padding = self.text(context_tokens)
         text = self.text_projection(text)
         fused = self.fusion(sign["gloss_features"], sign["padding_mask"], text, text_padding)
-        pooled = torch.cat([masked_mean(fused, sign["padding_mask"]), masked_mean(text, text_padding)], dim=-1)
+        # recognition always reads the real context; next-sentence prediction reads a second fusion in which, in
+        # training, some contexts are swapped for another row's (the text encodings are swapped, not recomputed)
+        swap = self.negatives(context_tokens)
+        nsp_fused = fused
+        if swap.any():
+            text = torch.where(swap[:, None, None], text.roll(1, dims=0), text)
+            text_padding = torch.where(swap[:, None], text_padding.roll(1, dims=0), text_padding)
+            nsp_fused = self.fusion(sign["gloss_features"], sign["padding_mask"], text, text_padding)
+        pooled = torch.cat([masked_mean(nsp_fused, sign["padding_mask"]), masked_mean(text, text_padding)], dim=-1)
         return {
             "encoder_out": self.sign.sequence_classifier(fused).transpose(0, 1),  # T'×B×V
             "conv_logits": sign["conv_logits"],
             "padding_mask": sign["padding_mask"],
             "gloss_features": fused,
             "nsp_logits": self.nsp_classifier(pooled),
-            "nsp_target": nsp_target,
+            "nsp_target": (~swap).long(),  # 1: the context really preceded the utterance
         }
 
-    def maybe_swap_contexts(self, context_tokens: torch.Tensor):
-        """In training, swap a share of the contexts for the next utterance's in the batch (a negative, target 0);
-        otherwise every context is the real one (target 1)."""
+    def negatives(self, context_tokens: torch.Tensor) -> torch.Tensor:
+        """B booleans: in training, which rows take the previous row's context (a negative) for next-sentence
+        prediction; none outside training. A neighbour's context equal to the row's own (two first utterances, both
+        empty) stays a positive."""
         batch = context_tokens.size(0)
-        target = torch.ones(batch, dtype=torch.long, device=context_tokens.device)
+        swap = torch.zeros(batch, dtype=torch.bool, device=context_tokens.device)
         if not self.training or batch < 2 or self.nsp_negative_rate <= 0:
-            return context_tokens, target
+            return swap
         swap = torch.rand(batch, device=context_tokens.device) < self.nsp_negative_rate
-        shifted = context_tokens.roll(1, dims=0)
-        # a neighbour's context can equal the real one (two first utterances: both empty): that stays a positive
-        same = (shifted == context_tokens).all(dim=1)
-        swap &= ~same
-        target[swap] = 0
-        return torch.where(swap.unsqueeze(1), shifted, context_tokens), target
+        return swap & ~(context_tokens.roll(1, dims=0) == context_tokens).all(dim=1)
 
     def reorder_encoder_out(self, encoder_out, new_order):
         batch_first = ("padding_mask", "gloss_features", "nsp_logits", "nsp_target")

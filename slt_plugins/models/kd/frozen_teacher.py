@@ -7,11 +7,13 @@ saves them; they follow the student to its device on first use.
 """
 
 import logging
+from contextlib import nullcontext
 from typing import Callable, Dict
 
 import torch
 from fairseq import checkpoint_utils
 from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY
+from omegaconf import DictConfig, open_dict
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +28,19 @@ def load_teacher(path: str, build: Callable, option: str, expected_models=None) 
     name = getattr(model_cfg, "_name", None) or getattr(model_cfg, "arch", None)
     if expected_models and ARCH_MODEL_REGISTRY.get(name) not in [MODEL_REGISTRY[m] for m in expected_models]:
         raise ValueError(f"{option} {path}: a {name!r} checkpoint, expected {' or '.join(expected_models)}")
+    if getattr(model_cfg, "backbone_pretrained", None):  # its weights are in the checkpoint: do not read that file
+        with open_dict(model_cfg) if isinstance(model_cfg, DictConfig) else nullcontext():
+            model_cfg.backbone_pretrained = None
     model = build(model_cfg)
-    result = model.load_state_dict(state["model"], strict=False)
+    fix = "train the teacher on the same binarised dataset (dictionaries and input kind)"
+    try:
+        result = model.load_state_dict(state["model"], strict=False)
+    except RuntimeError as e:  # misshapen tensors: another vocabulary, most likely
+        raise ValueError(f"{option} {path} does not fit the model it describes on this dataset: "
+                         f"{str(e).splitlines()[-1].strip()}; {fix}") from None
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(f"{option} {path} does not fit the model it describes on this dataset (missing "
-                         f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}): train the teacher on "
-                         "the same binarised dataset")
+                         f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}): {fix}")
     model.eval().requires_grad_(False)
     logger.info(f"{option}: frozen {name} teacher from {path} "
                 f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
