@@ -15,7 +15,7 @@ The two runs of each pair go side by side, one thread each, so that they share t
 teacher's and student's test WER / BLEU-4, and the distilled student's figure as a ratio of the baseline's, with
 the wall time of each run. Outputs and logs stay in ``--work``.
 
-    python bench/distillation.py [--epochs 20] [--student bilstm|transformer] [--work bench/out/distillation]
+    python bench/distillation.py [--epochs 40] [--student bilstm|transformer] [--work bench/out/distillation]
 """
 
 import argparse
@@ -71,7 +71,7 @@ def side_by_side(*jobs):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=os.path.join(REPO, "bench", "out", "distillation"))
-    p.add_argument("--epochs", type=int, default=20, help="epochs of every teacher and student (default 20)")
+    p.add_argument("--epochs", type=int, default=40, help="epochs of every teacher and student (default 40)")
     p.add_argument("--student", choices=["bilstm", "transformer"], default="bilstm")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--skip-translation", action="store_true")
