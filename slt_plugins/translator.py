@@ -126,19 +126,15 @@ class SignTranslator:
 
         frames, lengths = collate_clips(clips)
         net_input = {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}
-        if self.kind == "sign2gloss":  # what CTCSequenceGenerator.generate does, keeping the posteriors
-            net_output = self.model(**net_input)
-            log_probs = self.model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float().cpu()
-            padding_mask, hypos, ctc = net_output["padding_mask"], None, self.generator
-        else:  # the gloss logits of the encoder pass the beam search made, as Sign2TextGenerator.recognise reads them
+        if self.kind == "sign2gloss":
+            posteriors, hypos, ctc = self.generator.posteriors(self.model, net_input), None, self.generator
+        else:  # the gloss logits of the encoder pass the beam search made
             hypos = self.generator.generate([self.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
                                                            "net_input": net_input})
-            encoder_out = self.generator.model.last_encoder_outs[0]
-            log_probs = encoder_out["ctc_logits"][0].float().log_softmax(dim=-1).transpose(0, 1).cpu()
-            padding_mask, ctc = encoder_out["ctc_padding_mask"][0], self.generator.ctc
+            posteriors, ctc = self.generator.gloss_posteriors(), self.generator.ctc
         decoded = []
-        for i, n in enumerate((~padding_mask).sum(dim=1).tolist()):
-            clip_log_probs = log_probs[i, :n].clone()  # a copy: an Alignment kept does not hold the whole batch
+        for i, clip_log_probs in enumerate(posteriors):
+            clip_log_probs = clip_log_probs.clone()  # a copy: an Alignment kept does not hold the whole batch
             tokens = ctc.decode(clip_log_probs)[0]["tokens"]
             text = None if hypos is None else self._text(hypos[i][0]["tokens"])
             decoded.append((self.gloss_dictionary.string(tokens), text, tokens.tolist(), clip_log_probs))

@@ -67,7 +67,6 @@ class RecognitionDistillationCriterion(VacCtcCriterion):
         if not distilling and self.checked:
             return loss, sample_size, logging_output
         nsentences = logging_output["nsentences"]
-        per_step_to_sample = sample_size  # a mean per step × sample_size, divided by sample_size: the mean
         padding_mask = net_output["padding_mask"]
         for name, _, _, kl_weight, feature_weight in self.TEACHERS:
             if name not in self.teachers:
@@ -82,8 +81,9 @@ class RecognitionDistillationCriterion(VacCtcCriterion):
             feature = feature_mse(net_output["gloss_features"], out["gloss_features"], padding_mask)
             if not distilling:  # the first batch runs the teachers even before distilling: a mismatch shows at once
                 continue
+            # a mean per step × sample_size: after fairseq divides by sample_size, the mean per step
             loss = loss + (getattr(self.cfg, kl_weight) * kl + getattr(self.cfg, feature_weight) * feature) \
-                * per_step_to_sample
+                * sample_size
             logging_output[f"{name}_kl"] = kl.data * nsentences
             logging_output[f"{name}_feature"] = feature.data * nsentences
         self.checked = True

@@ -89,15 +89,21 @@ class CTCSequenceGenerator:
 
     @torch.no_grad()
     def generate(self, models, sample, **unused) -> List[List[dict]]:
-        model = models[0]
-        net_output = model(**sample["net_input"])
+        return [self.decode(lp) for lp in self.posteriors(models[0], sample["net_input"])]
+
+    @staticmethod
+    @torch.no_grad()
+    def posteriors(model, net_input) -> List[Tensor]:
+        """Each utterance's T×V CTC log-probabilities over its valid steps (on the CPU): what ``generate`` decodes,
+        and what an alignment plot draws."""
+        net_output = model(**net_input)
         log_probs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float().cpu()  # B×T×V
         padding_mask = net_output.get("padding_mask")
         if padding_mask is None:
             lengths = [log_probs.size(1)] * log_probs.size(0)
         else:
             lengths = (~padding_mask).sum(dim=1).tolist()
-        return [self.decode(lp[:n]) for lp, n in zip(log_probs, lengths)]
+        return [lp[:n] for lp, n in zip(log_probs, lengths)]
 
     def decode(self, log_probs: Tensor) -> List[dict]:
         """The hypotheses of one utterance from its T×V log-probabilities (valid frames only)."""

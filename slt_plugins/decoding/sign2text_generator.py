@@ -43,7 +43,11 @@ class Sign2TextGenerator(SequenceGenerator):
 
     def recognise(self) -> List[torch.Tensor]:
         """The gloss ids of each utterance of the last batch, by CTC (greedy at beam 1, else prefix beam search)."""
+        return [self.ctc.decode(lp)[0]["tokens"] for lp in self.gloss_posteriors()]
+
+    def gloss_posteriors(self) -> List[torch.Tensor]:
+        """Each utterance's T'×V CTC log-probabilities of the last batch over its valid steps (on the CPU)."""
         encoder_out = self.model.last_encoder_outs[0]
         log_probs = encoder_out["ctc_logits"][0].float().log_softmax(dim=-1).transpose(0, 1).cpu()  # B×T'×V
         lengths = (~encoder_out["ctc_padding_mask"][0]).sum(dim=1).tolist()
-        return [self.ctc.decode(lp[:n])[0]["tokens"] for lp, n in zip(log_probs, lengths)]
+        return [lp[:n] for lp, n in zip(log_probs, lengths)]

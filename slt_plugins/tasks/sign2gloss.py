@@ -66,6 +66,7 @@ class SignInput:
     Mixed into a FairseqTask whose config extends :class:`Sign2GlossConfig`."""
 
     _store = None
+    _text_inputs = None
 
     @property
     def store(self):
@@ -91,7 +92,7 @@ class SignInput:
         targets (and texts, with ``--text-inputs``)."""
         train = split.startswith("train")
         texts = None
-        if getattr(self.cfg, "text_inputs", False):
+        if self.cfg.text_inputs:
             texts = self.text_inputs.for_rows(rows, split)
             if self.text_inputs.dictionary.pad() != pad_idx:  # the dataset pads texts and targets alike
                 raise ValueError(f"{self.cfg.data}: dict.text.txt pads with {self.text_inputs.dictionary.pad()}, the "
@@ -112,7 +113,7 @@ class SignInput:
     @property
     def text_inputs(self) -> TextInputs:
         """The text vocabulary and sub-word model of the dataset, loaded once."""
-        if getattr(self, "_text_inputs", None) is None:
+        if self._text_inputs is None:
             self._text_inputs = TextInputs(self.cfg.data)
         return self._text_inputs
 
