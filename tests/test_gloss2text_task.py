@@ -1,4 +1,4 @@
-"""The gloss2text task's sentence layout (mBART's language tokens) and its source word dropout."""
+"""The gloss2text task's sentence layout (mBART's language tokens), source word dropout and target subword sampling."""
 
 from argparse import Namespace
 
@@ -57,3 +57,27 @@ def test_gloss_dropout_replaces_only_glosses(task):
     rate = changed.sum().item() / (~keep).sum().item()
     assert 0.3 < rate < 0.7, rate
     assert torch.equal(batch["net_input"]["src_tokens"], src)  # the batch itself is left as it was
+
+
+def test_text_sampling_cuts_training_targets_anew_and_keeps_their_words(task):
+    """Subword regularisation: each read of a training target is a fresh sentencepiece segmentation of the same
+    text, from the dictionary's pieces; dev keeps the one best segmentation, and without the option nothing moves."""
+    sampled = Gloss2TextTask.setup_task(Gloss2TextConfig(data=task.cfg.data, text_sampling_alpha=0.1, seed=1))
+    sampled.load_dataset("train")
+    sampled.load_dataset("dev")
+    train, plain = sampled.datasets["train"], task.datasets["train"]
+    bpe = sampled.build_bpe(None)
+    cuts_seen = 0
+    for i in range(len(train)):
+        reads = [train[i]["target"] for _ in range(8)]
+        best = plain[i]["target"]
+        for ids in reads:
+            assert not (ids == sampled.text_dict.unk()).any()
+            assert ids[-2] == sampled.text_dict.eos() and ids[-1] == sampled.target_lang_id
+            assert bpe.decode(sampled.text_dict.string(ids[:-2])) == bpe.decode(task.text_dict.string(best[:-2]))
+        cuts_seen += len({tuple(r.tolist()) for r in reads}) > 1
+        assert train.tgt_sizes[i] == len(best)  # batching reads the best segmentation's length
+    assert cuts_seen > len(train) // 2
+    dev = sampled.datasets["dev"]
+    assert all(torch.equal(dev[i]["target"], dev[i]["target"]) for i in range(len(dev)))
+    assert all(torch.equal(plain[i]["target"], plain[i]["target"]) for i in range(len(plain)))

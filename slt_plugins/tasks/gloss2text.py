@@ -19,6 +19,7 @@ import os
 from argparse import Namespace
 from dataclasses import dataclass, field
 
+import sentencepiece as spm
 import torch
 from fairseq.data import Dictionary, LanguagePairDataset, encoders
 from fairseq.tasks import FairseqTask, register_task
@@ -31,6 +32,20 @@ logger = logging.getLogger(__name__)
 
 #: default (sign, spoken) language tags by the ``language`` that slt-binarise wrote into meta.json
 LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("en_ASL", "en_XX")}
+
+
+class ResampledTexts:
+    """Target token lists cut anew by sentencepiece at every read; LanguagePairDataset indexes it as it would a list.
+    Batching uses the best segmentation's lengths, which sampled cuts differ from by a few pieces."""
+
+    def __init__(self, texts, encode):
+        self.texts, self.encode = texts, encode
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, index):
+        return self.encode(self.texts[index])
 
 
 class TextPiecesOnly:
@@ -73,6 +88,12 @@ class Gloss2TextConfig(ValidationBleuConfig):
         metadata={"help": "in training, replace each gloss by <unk> with this probability (source word dropout, "
                           "a regulariser for small corpora: Sennrich & Zhang 2019)"},
     )
+    text_sampling_alpha: float = field(
+        default=0.0,
+        metadata={"help": "in training, cut each target text anew at every read by sampling sentencepiece's "
+                          "segmentations with this smoothing α (subword regularisation, Kudo 2018; 0.1–0.3 on small "
+                          "corpora); 0: always the one best segmentation. Validation and decoding keep the best one"},
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
     seed: int = II("common.seed")
@@ -114,6 +135,12 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
                                      "languages with --source-lang/--target-lang, or prune again with that tag")
         self.source_lang_id = gloss_dict.add_symbol(f"[{source}]")
         self.target_lang_id = text_dict.add_symbol(f"[{target}]")
+        self.sampling_bpe = None
+        if cfg.text_sampling_alpha > 0:
+            self.sampling_bpe = encoders.build_bpe(Namespace(
+                bpe="sentencepiece", sentencepiece_model=spm_model, sentencepiece_enable_sampling=True,
+                sentencepiece_alpha=cfg.text_sampling_alpha))
+            spm.set_random_generator_seed(cfg.seed)
 
     @classmethod
     def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):
@@ -135,12 +162,15 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
         rows = read_manifest(manifest_path(self.cfg.data, split))
         src = [self.encode_glosses(r.gloss) for r in rows]
         tgt = [self.encode_text(r.text) for r in rows]
+        tgt_sizes = torch.LongTensor([len(t) for t in tgt])
+        if split == "train" and self.sampling_bpe is not None:
+            tgt = ResampledTexts([r.text for r in rows], self.sample_text)
         unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
         if unknown:
             logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
         self.datasets[split] = LanguagePairDataset(
             src, torch.LongTensor([len(s) for s in src]), self.gloss_dict,
-            tgt, torch.LongTensor([len(t) for t in tgt]), self.text_dict,
+            tgt, tgt_sizes, self.text_dict,
             left_pad_source=False,
             left_pad_target=False,
             shuffle=(split == "train"),
@@ -152,9 +182,16 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
         ids = self.gloss_dict.encode_line(glosses, add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.source_lang_id])])
 
-    def encode_text(self, text: str) -> torch.LongTensor:
-        ids = self.text_dict.encode_line(self.text_bpe.encode(text), add_if_not_exist=False, append_eos=True).long()
+    def encode_text(self, text: str, bpe=None) -> torch.LongTensor:
+        pieces = (bpe or self.text_bpe).encode(text)
+        ids = self.text_dict.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.target_lang_id])])
+
+    def sample_text(self, text: str) -> torch.LongTensor:
+        """One sampled segmentation of ``text``; the best one where the sample holds a piece the dictionary lacks
+        (one the training text's best segmentations never used), which would otherwise be learnt as <unk>."""
+        ids = self.encode_text(text, self.sampling_bpe)
+        return self.encode_text(text) if (ids == self.text_dict.unk()).any() else ids
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.cfg.gloss_dropout > 0:
