@@ -72,7 +72,7 @@ def test_rdrop_loss_is_two_smoothed_ces_plus_alpha_times_the_symmetric_kl():
     assert sample["net_input"]["src_tokens"].shape == (3, 5) and sample["ntokens"] == int(keep.sum())
 
 
-def test_rdrop_gradient_reaches_both_passes_and_alpha_zero_is_plain_training():
+def test_alpha_zero_is_plain_training_and_the_kl_term_moves_the_gradient():
     model, sample = DropoutDecoder().train(), batch()
     rdrop = RDropLabelSmoothedCrossEntropy(Task, sentence_avg=False, label_smoothing=0.1, rdrop_alpha=0.0)
     plain = LabelSmoothedCrossEntropyCriterion(Task, sentence_avg=False, label_smoothing=0.1)
@@ -81,9 +81,14 @@ def test_rdrop_gradient_reaches_both_passes_and_alpha_zero_is_plain_training():
     torch.manual_seed(5)
     b = plain(model, sample)
     assert torch.equal(a[0], b[0]) and a[1] == b[1]
-    with_kl = RDropLabelSmoothedCrossEntropy(Task, sentence_avg=False, label_smoothing=0.1, rdrop_alpha=5.0)
-    with_kl(model, sample)[0].backward()
-    assert model.embed.weight.grad.abs().sum() > 0
+    grads = []
+    for alpha in (1.0, 5.0):  # the same dropout masks: only the weight of the KL term differs
+        model.zero_grad()
+        torch.manual_seed(7)
+        RDropLabelSmoothedCrossEntropy(Task, sentence_avg=False, label_smoothing=0.1, rdrop_alpha=alpha)(
+            model, sample)[0].backward()
+        grads.append(model.embed.weight.grad.clone())
+    assert grads[1].abs().sum() > 0 and not torch.allclose(grads[0], grads[1])
 
 
 def test_validation_is_the_plain_loss_on_the_batch_as_given():

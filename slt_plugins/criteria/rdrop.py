@@ -11,18 +11,18 @@ corpus as small as Phoenix-2014T's 7 096 sentences the model otherwise overfits 
 fairseq ships ``label_smoothed_cross_entropy_with_rdrop``, but it doubles the batch's tensors in place and in
 validation too, so a task that decodes the batch after the loss (``--eval-bleu``) read twice the sources for its
 targets and failed. Here the doubled batch is a copy, and validation (dropout off, so p1 = p2) computes the plain
-loss. The KL term is fairseq's ``compute_kl_loss``.
+loss. The KL term and the logged metrics are fairseq's (``compute_kl_loss``, its criterion's ``reduce_metrics``).
 """
 
-import math
 from dataclasses import dataclass, field
 
 import torch
-from fairseq import metrics, utils
+from fairseq import utils
 from fairseq.criterions import register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossEntropyCriterion,
                                                              LabelSmoothedCrossEntropyCriterionConfig)
-from fairseq.criterions.label_smoothed_cross_entropy_with_rdrop import compute_kl_loss
+from fairseq.criterions.label_smoothed_cross_entropy_with_rdrop import (RdropLabelSmoothedCrossEntropyCriterion,
+                                                                        compute_kl_loss)
 
 
 @dataclass
@@ -67,8 +67,4 @@ class RDropLabelSmoothedCrossEntropy(LabelSmoothedCrossEntropyCriterion):
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
-        super().reduce_metrics(logging_outputs)
-        kl = sum(log.get("rdrop_kl_loss", 0) for log in logging_outputs)
-        if torch.is_tensor(kl) or kl:  # training only: the KL per token of both passes, in base 2
-            sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-            metrics.log_scalar("rdrop_kl_loss", utils.item(kl) / sample_size / math.log(2), sample_size, round=4)
+        RdropLabelSmoothedCrossEntropyCriterion.reduce_metrics(logging_outputs)  # CE metrics and rdrop_kl_loss

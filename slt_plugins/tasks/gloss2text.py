@@ -36,16 +36,19 @@ LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("e
 
 class ResampledTexts:
     """Target token lists cut anew by sentencepiece at every read; LanguagePairDataset indexes it as it would a list.
-    Batching uses the best segmentation's lengths, which sampled cuts differ from by a few pieces."""
+    A sample holding a piece the dictionary lacks (one the training text's best segmentations never used, which
+    would be learnt as <unk>) gives way to the best segmentation. Batching uses the best segmentation's lengths,
+    which sampled cuts differ from by a few pieces."""
 
-    def __init__(self, texts, encode):
-        self.texts, self.encode = texts, encode
+    def __init__(self, texts, best, sample, unk: int):
+        self.texts, self.best, self.sample, self.unk = texts, best, sample, unk
 
     def __len__(self):
         return len(self.texts)
 
     def __getitem__(self, index):
-        return self.encode(self.texts[index])
+        ids = self.sample(self.texts[index])
+        return self.best[index] if (ids == self.unk).any() else ids
 
 
 class TextPiecesOnly:
@@ -164,7 +167,8 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
         tgt = [self.encode_text(r.text) for r in rows]
         tgt_sizes = torch.LongTensor([len(t) for t in tgt])
         if split == "train" and self.sampling_bpe is not None:
-            tgt = ResampledTexts([r.text for r in rows], self.sample_text)
+            tgt = ResampledTexts([r.text for r in rows], tgt, lambda text: self.encode_text(text, self.sampling_bpe),
+                                 self.text_dict.unk())
         unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
         if unknown:
             logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
@@ -186,12 +190,6 @@ class Gloss2TextTask(ValidationBleu, FairseqTask):
         pieces = (bpe or self.text_bpe).encode(text)
         ids = self.text_dict.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.target_lang_id])])
-
-    def sample_text(self, text: str) -> torch.LongTensor:
-        """One sampled segmentation of ``text``; the best one where the sample holds a piece the dictionary lacks
-        (one the training text's best segmentations never used), which would otherwise be learnt as <unk>."""
-        ids = self.encode_text(text, self.sampling_bpe)
-        return self.encode_text(text) if (ids == self.text_dict.unk()).any() else ids
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.cfg.gloss_dropout > 0:
