@@ -81,3 +81,54 @@ def test_text_sampling_cuts_training_targets_anew_and_keeps_their_words(task):
     dev = sampled.datasets["dev"]
     assert all(torch.equal(dev[i]["target"], dev[i]["target"]) for i in range(len(dev)))
     assert all(torch.equal(plain[i]["target"], plain[i]["target"]) for i in range(len(plain)))
+
+
+def _tiny_translator(task):
+    from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
+
+    from slt_plugins.models.mbart_translator import MBartTranslator, mbart_translator_tiny
+
+    args = Namespace(arch="mbart_translator_tiny", max_source_positions=1024, max_target_positions=1024)
+    mbart_translator_tiny(args)
+    torch.manual_seed(0)
+    model = MBartTranslator.build_model(args, task)
+    criterion = LabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
+    return model, criterion
+
+
+class _Backward:
+    """The one optimiser method train_step calls."""
+
+    @staticmethod
+    def backward(loss):
+        loss.backward()
+
+
+def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp32(task):
+    """--bf16-autocast: the forward's matrix products run in bfloat16, while the loss, the weights and their
+    gradients stay float32 and the loss stays close to the float32 one; off, nothing is bfloat16."""
+    model, criterion = _tiny_translator(task)
+    ds = task.datasets["train"]
+    sample = ds.collater([ds[i] for i in range(8)])
+    seen = []
+    hook = model.decoder.output_projection.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    results = {}
+    for autocast in (False, True):
+        task.cfg.bf16_autocast = autocast
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks
+        loss, _, _ = task.train_step(sample, model, criterion, _Backward, update_num=0)
+        results[autocast] = (loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        assert loss.dtype == torch.float32
+        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+                   for p in model.parameters() if p.grad is not None)
+        valid_loss, _, _ = task.valid_step(sample, model, criterion)
+        assert valid_loss.dtype == torch.float32
+    hook.remove()
+    task.cfg.bf16_autocast = False
+    assert seen == [torch.float32, torch.float32, torch.bfloat16, torch.bfloat16]  # train, valid; off then on
+    (loss32, grads32), (loss16, grads16) = results[False], results[True]
+    assert abs(loss16 - loss32) / loss32 < 0.02
+    cos = torch.nn.functional.cosine_similarity(torch.cat([g.flatten() for g in grads16]),
+                                                torch.cat([g.flatten() for g in grads32]), dim=0)
+    assert cos > 0.99, cos

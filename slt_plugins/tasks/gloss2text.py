@@ -26,6 +26,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.tasks.bf16_autocast import Bf16Autocast, Bf16AutocastConfig, warn_if_slow
 from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConfig
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class TextPiecesOnly:
 
 
 @dataclass
-class Gloss2TextConfig(ValidationBleuConfig):
+class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
     data: str = field(
         default=MISSING,
         metadata={"help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt, "
@@ -122,11 +123,12 @@ def language_tags(cfg: Gloss2TextConfig) -> tuple:
 
 
 @register_task("gloss2text", dataclass=Gloss2TextConfig)
-class Gloss2TextTask(ValidationBleu, FairseqTask):
+class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
     cfg: Gloss2TextConfig
 
     def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
         super().__init__(cfg)
+        warn_if_slow(cfg)
         self.gloss_dict = gloss_dict
         self.text_dict = text_dict
         self.text_bpe = encoders.build_bpe(Namespace(bpe="sentencepiece", sentencepiece_model=spm_model))
