@@ -85,7 +85,8 @@ class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
     )
     target_lang: str = field(
         default="",
-        metadata={"help": "spoken language tag, the target token [TAG] that starts decoding (de → de_DE, zh → zh_CN)"},
+        metadata={"help": "spoken language tag, the target token [TAG] that starts decoding "
+                          "(de → de_DE, zh → zh_CN)"},
     )
     gloss_dropout: float = field(
         default=0.0,
