@@ -50,21 +50,25 @@ def _device_type(model) -> str:
     return next(model.parameters()).device.type
 
 
+class _UnderAutocast:
+    """A criterion called under autocast. fairseq's train_step runs the forward pass by calling the criterion and
+    the backward pass after it, so handing it this wrapper autocasts exactly the forward."""
+
+    def __init__(self, criterion, device_type: str):
+        self.criterion, self.device_type = criterion, device_type
+
+    def __call__(self, model, sample):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.criterion(model, sample)
+
+
 class Bf16Autocast:
     """Mix into a FairseqTask (before it in the bases) whose config extends :class:`Bf16AutocastConfig`."""
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        if not self.cfg.bf16_autocast:
-            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
-        # fairseq's train_step, with the forward (not the backward) under autocast
-        model.train()
-        model.set_num_updates(update_num)
-        with torch.autocast(_device_type(model), dtype=torch.bfloat16):
-            loss, sample_size, logging_output = criterion(model, sample)
-        if ignore_grad:
-            loss *= 0
-        optimizer.backward(loss)
-        return loss, sample_size, logging_output
+        if self.cfg.bf16_autocast:
+            criterion = _UnderAutocast(criterion, _device_type(model))
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def valid_step(self, sample, model, criterion):
         with torch.autocast(_device_type(model), dtype=torch.bfloat16, enabled=self.cfg.bf16_autocast):
