@@ -2,7 +2,10 @@
 
 Both systems train on the same split (train, 7096 sentences), with the same wall-clock budget on the same cores,
 decode dev with the same beam, and are scored by the same code (``slt-score``: sacrebleu BLEU under 13a and
-'none', ROUGE-L). Both keep the checkpoint with the best greedy dev BLEU (``--eval-bleu``).
+'none', ROUGE-L). Both keep the checkpoint with the best greedy dev BLEU (``--eval-bleu``). Each is scored twice:
+with fairseq's default length penalty (``--lenpen 1``) and with the length penalty chosen on dev by
+``slt-tune-lenpen``, cross-fitted (each half of dev ranked with the lenpen best on the other half, from the same
+``--nbest`` decode), so that no sentence's penalty was picked with its own reference.
 
 - ours: ``configs/phoenix-2014t/g2t_scratch.yaml`` through fairseq-hydra-train (task ``gloss2text``, arch
   ``mbart_translator``, language tokens, the recipe that config documents);
@@ -64,11 +67,18 @@ def training_summary(log: str) -> dict:
 
 
 def score(gen_out: str) -> dict:
-    """slt-score's figures: BLEU-1..4 and ROUGE-L under sacrebleu's 13a and 'none' tokenisations."""
+    """slt-score's figures (BLEU-1..4, ROUGE-L under sacrebleu's 13a and 'none') of the --lenpen 1 1-best, and
+    slt-tune-lenpen's: the same of the 1-best under the cross-fitted length penalty (also written beside)."""
     from tools.score import read_generate_output, score as scores
+    from tools.tune_lenpen import read_nbest, tune, write_generate_like
 
     refs, hyps = read_generate_output(gen_out)
-    return {"sentences": len(refs), "scores": {t: scores(refs, hyps, t, lowercase=False) for t in ("13a", "none")}}
+    tuned = tune(read_nbest(gen_out))
+    write_generate_like(gen_out.replace(".gen", ".xfit.gen"), tuned["ids"], tuned["references"], tuned["cross_fitted"])
+    return {"sentences": len(refs), "scores": {t: scores(refs, hyps, t, lowercase=False) for t in ("13a", "none")},
+            "lenpen": {"best_on_dev": tuned["best_lenpen"], "cross_fitted_halves": tuned["fold_lenpens"],
+                       "scores": {t: scores(tuned["references"], tuned["cross_fitted"], t, lowercase=False)
+                                  for t in ("13a", "none")}}}
 
 
 def train_ours(args, work):
@@ -94,7 +104,7 @@ def train_ours(args, work):
     for name, gen in gens.items():
         run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
              "--path", os.path.join(save, f"checkpoint_{name}.pt"), "--gen-subset", "dev", "--beam", str(args.beam),
-             "--batch-size", "64", "--num-workers", "0"], gen, args.threads)
+             "--nbest", str(args.beam), "--batch-size", "64", "--num-workers", "0"], gen, args.threads)
     return save, gens
 
 
@@ -128,7 +138,8 @@ def train_baseline(args, work):
         os.path.join(save, "train.log"), args.threads)
     gen = os.path.join(save, "dev.best.gen")
     run([os.path.join(BIN, "fairseq-generate"), binarised, *common, "--path", os.path.join(save, "checkpoint_best.pt"),
-         "--gen-subset", "valid", "--beam", str(args.beam), "--batch-size", "64", "--num-workers", "0",
+         "--gen-subset", "valid", "--beam", str(args.beam), "--nbest", str(args.beam), "--batch-size", "64",
+         "--num-workers", "0",
          "--post-process", "sentencepiece"], gen, args.threads)
     return save, {"best": gen}
 
@@ -176,23 +187,32 @@ def main():
         results = {system: one(system) for system in args.systems}
     with open(os.path.join(args.work, "results.json"), "w") as f:
         json.dump({"args": vars(args), "results": results}, f, indent=2)
+    report(args, results)
 
+
+def report(args, results):
     print(f"\nGloss2Text, Phoenix-2014T dev ({args.threads} thread(s) each{', side by side' if args.parallel else ''}, "
           f"{args.minutes:g} min of training each, "
           f"beam {args.beam}, best greedy dev BLEU checkpoint):")
-    print(f"  {'system':24s} {'epochs':>6s} {'train min':>9s} {'BLEU-4 13a':>10s} {'BLEU-4 none':>11s} "
-          f"{'BLEU-1':>7s} {'ROUGE-L':>7s}")
+    print(f"  {'system':38s} {'epochs':>6s} {'train min':>9s} {'lenpen':>9s} {'BLEU-4 13a':>10s} "
+          f"{'BLEU-4 none':>11s} {'BLEU-1':>7s} {'ROUGE-L':>7s}")
     for system, r in results.items():
         for name, scored in r["checkpoints"].items():
-            s13, snone = scored["scores"]["13a"], scored["scores"]["none"]
             label = f"{system} ({'best dev checkpoint' if name == 'best' else 'last 5 epochs averaged'})"
-            print(f"  {label:24s} {r['epochs']:6d} {r['train_minutes'] or 0:9.1f} {s13['bleu4']:10.2f} "
-                  f"{snone['bleu4']:11.2f} {s13['bleu1']:7.2f} {s13['rouge_l']:7.2f}")
+            halves = "/".join(f"{x:g}" for x in scored["lenpen"]["cross_fitted_halves"])
+            for lenpen, s in (("1", scored["scores"]), (halves, scored["lenpen"]["scores"])):
+                print(f"  {label:38s} {r['epochs']:6d} {r['train_minutes'] or 0:9.1f} {lenpen:>9s} "
+                      f"{s['13a']['bleu4']:10.2f} {s['none']['bleu4']:11.2f} {s['13a']['bleu1']:7.2f} "
+                      f"{s['13a']['rouge_l']:7.2f}")
+    print("  (lenpen a/b: even/odd dev ids ranked with the length penalty best on the other half, slt-tune-lenpen)")
     if len(results) == 2:
-        base = results["baseline"]["checkpoints"]["best"]["scores"]["13a"]["bleu4"]
+        base = results["baseline"]["checkpoints"]["best"]
         for name, scored in results["ours"]["checkpoints"].items():
-            ours = scored["scores"]["13a"]["bleu4"]
-            print(f"  ours ({name}) − baseline: {ours - base:+.2f} BLEU-4 (13a) = {ours / base:.3f}× the baseline")
+            for how, pick in (("lenpen 1", lambda c: c["scores"]),
+                              ("cross-fitted lenpen", lambda c: c["lenpen"]["scores"])):
+                ours, theirs = pick(scored)["13a"]["bleu4"], pick(base)["13a"]["bleu4"]
+                print(f"  ours ({name}) − baseline, {how}: {ours - theirs:+.2f} BLEU-4 (13a) = "
+                      f"{ours / theirs:.3f}× the baseline")
     first = next(iter(results.values()))["checkpoints"]["best"]["scores"]
     print(f"  signatures: {first['13a']['signature']}; {first['none']['signature']}")
 
