@@ -69,16 +69,16 @@ def training_summary(log: str) -> dict:
 def score(gen_out: str) -> dict:
     """slt-score's figures (BLEU-1..4, ROUGE-L under sacrebleu's 13a and 'none') of the --lenpen 1 1-best, and
     slt-tune-lenpen's: the same of the 1-best under the cross-fitted length penalty (also written beside)."""
-    from tools.score import read_generate_output, score as scores
+    from tools.score import score_each
     from tools.tune_lenpen import read_nbest, tune, write_generate_like
 
-    refs, hyps = read_generate_output(gen_out)
-    tuned = tune(read_nbest(gen_out))
-    write_generate_like(gen_out.replace(".gen", ".xfit.gen"), tuned["ids"], tuned["references"], tuned["cross_fitted"])
-    return {"sentences": len(refs), "scores": {t: scores(refs, hyps, t, lowercase=False) for t in ("13a", "none")},
+    samples = read_nbest(gen_out)
+    tuned = tune(samples)
+    refs, first = tuned["references"], [samples[i].texts[0] for i in tuned["ids"]]  # fairseq's lenpen-1 1-best
+    write_generate_like(os.path.splitext(gen_out)[0] + ".xfit.gen", tuned["ids"], refs, tuned["cross_fitted"])
+    return {"sentences": len(refs), "scores": score_each(refs, first),
             "lenpen": {"best_on_dev": tuned["best_lenpen"], "cross_fitted_halves": tuned["fold_lenpens"],
-                       "scores": {t: scores(tuned["references"], tuned["cross_fitted"], t, lowercase=False)
-                                  for t in ("13a", "none")}}}
+                       "scores": score_each(refs, tuned["cross_fitted"])}}
 
 
 def train_ours(args, work):
@@ -139,8 +139,7 @@ def train_baseline(args, work):
     gen = os.path.join(save, "dev.best.gen")
     run([os.path.join(BIN, "fairseq-generate"), binarised, *common, "--path", os.path.join(save, "checkpoint_best.pt"),
          "--gen-subset", "valid", "--beam", str(args.beam), "--nbest", str(args.beam), "--batch-size", "64",
-         "--num-workers", "0",
-         "--post-process", "sentencepiece"], gen, args.threads)
+         "--num-workers", "0", "--post-process", "sentencepiece"], gen, args.threads)
     return save, {"best": gen}
 
 

@@ -6,7 +6,7 @@ import re
 from conftest import run_script
 from test_fairseq_cli import write_toy_corpus
 from tools.score import main as score_main
-from tools.tune_lenpen import main as tune_main
+from tools.tune_lenpen import main as tune_main, rank, read_nbest
 
 # per sentence: (reference, short hypothesis, long hypothesis). Short: 3 tokens with </s>, log2-prob -1.5; long: 8
 # tokens, -6. Ranked by log-prob / length^lenpen, the short one wins below lenpen ln 4 / ln(8/3) = 1.41, the long
@@ -75,7 +75,7 @@ def test_unusable_files_say_how_to_decode(tmp_path, capsys):
     assert "missing.out" in capsys.readouterr().err
 
 
-def test_one_nbest_decode_gives_what_fairseq_generate_gives_under_each_lenpen(tmp_path, capsys):
+def test_one_nbest_decode_gives_what_fairseq_generate_gives_under_each_lenpen(tmp_path):
     """The premise: --lenpen only ranks the finished hypotheses. A briefly trained translator (unsure of lengths)
     decodes dev once with --nbest, and its reranking must equal fairseq-generate's own 1-best at lenpen 0 and 3."""
     write_toy_corpus(tmp_path / "corpus.tsv", n_train=64, n_dev=24)
@@ -88,17 +88,10 @@ def test_one_nbest_decode_gives_what_fairseq_generate_gives_under_each_lenpen(tm
     generate = ["fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "gloss2text", "--path",
                 save / "checkpoint_last.pt", "--gen-subset", "dev", "--beam", "4", "--num-workers", "0"]
 
-    def one_best(*extra):
-        out = run_script(*generate, *extra).stdout
-        (tmp_path / "gen.out").write_text(out, encoding="utf-8")
-        return dict(re.findall(r"^D-(\d+)\t\S+\t(.*)$", out, flags=re.M)), out
-
-    direct = {lenpen: one_best("--lenpen", str(lenpen))[0] for lenpen in (0, 3)}
+    direct = {lenpen: dict(re.findall(r"^D-(\d+)\t\S+\t(.*)$", run_script(*generate, "--lenpen", str(lenpen)).stdout,
+                                      flags=re.M)) for lenpen in (0, 3)}
     assert direct[0] != direct[3]  # the penalty matters for this model: the comparison below is not vacuous
-    nbest = one_best("--nbest", "4")[1]
-    (tmp_path / "nbest.out").write_text(nbest, encoding="utf-8")
-    from tools.tune_lenpen import rank, read_nbest
-
+    (tmp_path / "nbest.out").write_text(run_script(*generate, "--nbest", "4").stdout, encoding="utf-8")
     samples = read_nbest(str(tmp_path / "nbest.out"))
     assert len(samples) == 24 and all(len(s.texts) == 4 for s in samples.values())
     for lenpen, best in direct.items():

@@ -38,7 +38,8 @@ def read_generate_output(path: str) -> Tuple[List[str], List[str]]:
                          "with targets?")
     missing = sorted(set(refs) - set(hyps))
     if missing:
-        raise ScoreError(f"{path}: samples {missing[:5]} have a reference but no 'D-' hypothesis; the file is cut short")
+        raise ScoreError(f"{path}: samples {missing[:5]} have a reference but no 'D-' hypothesis; the file is cut "
+                         "short")
     order = sorted(refs)
     return [refs[i] for i in order], [hyps[i] for i in order]
 
@@ -52,6 +53,18 @@ def score(refs: List[str], hyps: List[str], tokenize: str, lowercase: bool, roug
     out = {k: round(v, 2) for k, v in scorer.scores().items()}
     out["signature"] = str(scorer.bleus[4].get_signature())
     return out
+
+
+def score_each(refs: List[str], hyps: List[str], tokenizations=("13a", "none"), lowercase: bool = False,
+               rouge_beta: float = 1.2) -> dict:
+    """:func:`score` under each tokenisation, keyed by it."""
+    return {t: score(refs, hyps, t, lowercase, rouge_beta) for t in tokenizations}
+
+
+def score_line(r: dict) -> str:
+    """One :func:`score` result as the line slt-score prints."""
+    bleu = ", ".join(f"BLEU-{n} {r[f'bleu{n}']:.2f}" for n in (1, 2, 3, 4))
+    return f"{bleu} | ROUGE-L {r['rouge_l']:.2f} | {r['signature']}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         refs, hyps = read_generate_output(args.generate_output)
-        results = {t: score(refs, hyps, t, args.lowercase, args.rouge_beta) for t in args.tokenize}
+        results = score_each(refs, hyps, args.tokenize, args.lowercase, args.rouge_beta)
     except (OSError, ScoreError, ValueError) as e:
         print(f"slt-score: error: {e}", file=sys.stderr)
         return 2
@@ -76,9 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps({"sentences": len(refs), "scores": results}, ensure_ascii=False))
         return 0
     print(f"{args.generate_output}: {len(refs)} sentences")
-    for t, r in results.items():
-        bleu = ", ".join(f"BLEU-{n} {r[f'bleu{n}']:.2f}" for n in (1, 2, 3, 4))
-        print(f"{bleu} | ROUGE-L {r['rouge_l']:.2f} | {r['signature']}")
+    for r in results.values():
+        print(score_line(r))
     return 0
 
 

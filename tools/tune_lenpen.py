@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import sacrebleu
 
-from tools.score import score
+from tools.score import score_each, score_line
 
 GRID = tuple(i / 4 for i in range(13))  # 0 (sum of log-probabilities, favours short) … 3 (favours long)
 
@@ -51,19 +51,20 @@ def read_nbest(path: str, decoded_lenpen: float = 1.0) -> Dict[int, Sample]:
             match = re.match(r"^([TDP])-(\d+)\t(.*)$", line.rstrip("\n"))
             if not match:
                 continue
-            kind, sample, rest = match.group(1), samples.setdefault(int(match.group(2)), Sample()), match.group(3)
+            kind, sid, rest = match.group(1), int(match.group(2)), match.group(3)
+            sample = samples.setdefault(sid, Sample())
             if kind == "T":
                 sample.reference = rest
             elif kind == "D":
                 normalised, _, text = rest.partition("\t")
                 sample.texts.append(text)
-                pending[int(match.group(2))] = float(normalised)
+                pending[sid] = float(normalised)
             else:
-                if int(match.group(2)) not in pending:
+                if sid not in pending:
                     raise TuneError(f"{path}, line {row}: a P- line without its D- line; the file is not what "
                                     "fairseq-generate printed")
                 positional = [float(x) for x in rest.split()]
-                normalised, n = pending.pop(int(match.group(2))), len(positional)
+                normalised, n = pending.pop(sid), len(positional)
                 log_prob = normalised * n ** decoded_lenpen  # full precision; the P- line has 4 decimals
                 if abs(log_prob - sum(positional)) > 1e-3 + 1e-4 * n:
                     raise TuneError(f"{path}, line {row}: the score is not the positional scores' sum / length^"
@@ -141,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         samples = read_nbest(args.generate_output, args.decoded_lenpen)
         result = tune(samples, args.grid, args.tokenize)
-        scores = {t: score(result["references"], result["cross_fitted"], t, lowercase=False) for t in ("13a", "none")}
+        scores = score_each(result["references"], result["cross_fitted"])
     except (OSError, TuneError, ValueError) as e:
         print(f"slt-tune-lenpen: error: {e}", file=sys.stderr)
         return 2
@@ -161,9 +162,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"decode other splits with --lenpen {result['best_lenpen']:g}")
     even, odd = result["fold_lenpens"]
     print(f"cross-fitted (even ids ranked with lenpen {even:g}, odd ids with {odd:g}, each chosen on the other half):")
-    for t, r in scores.items():
-        bleus = ", ".join(f"BLEU-{n} {r[f'bleu{n}']:.2f}" for n in (1, 2, 3, 4))
-        print(f"  {bleus} | ROUGE-L {r['rouge_l']:.2f} | {r['signature']}")
+    for r in scores.values():
+        print(f"  {score_line(r)}")
     return 0
 
 
