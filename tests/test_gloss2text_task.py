@@ -60,27 +60,48 @@ def test_gloss_dropout_replaces_only_glosses(task):
 
 
 def test_text_sampling_cuts_training_targets_anew_and_keeps_their_words(task):
-    """Subword regularisation: each read of a training target is a fresh sentencepiece segmentation of the same
+    """Subword regularisation: each epoch reads a training target as a fresh sentencepiece segmentation of the same
     text, from the dictionary's pieces; dev keeps the one best segmentation, and without the option nothing moves."""
     sampled = Gloss2TextTask.setup_task(Gloss2TextConfig(data=task.cfg.data, text_sampling_alpha=0.1, seed=1))
     sampled.load_dataset("train")
     sampled.load_dataset("dev")
     train, plain = sampled.datasets["train"], task.datasets["train"]
     bpe = sampled.build_bpe(None)
+    reads = {i: [] for i in range(len(train))}
+    for epoch in range(1, 9):
+        train.set_epoch(epoch)
+        for i in range(len(train)):
+            reads[i].append(train[i]["target"])
     cuts_seen = 0
     for i in range(len(train)):
-        reads = [train[i]["target"] for _ in range(8)]
         best = plain[i]["target"]
-        for ids in reads:
+        for ids in reads[i]:
             assert not (ids == sampled.text_dict.unk()).any()
             assert ids[-2] == sampled.text_dict.eos() and ids[-1] == sampled.target_lang_id
             assert bpe.decode(sampled.text_dict.string(ids[:-2])) == bpe.decode(task.text_dict.string(best[:-2]))
-        cuts_seen += len({tuple(r.tolist()) for r in reads}) > 1
+        cuts_seen += len({tuple(r.tolist()) for r in reads[i]}) > 1
         assert train.tgt_sizes[i] == len(best)  # batching reads the best segmentation's length
     assert cuts_seen > len(train) // 2
     dev = sampled.datasets["dev"]
     assert all(torch.equal(dev[i]["target"], dev[i]["target"]) for i in range(len(dev)))
     assert all(torch.equal(plain[i]["target"], plain[i]["target"]) for i in range(len(plain)))
+
+
+def test_text_sampling_repeats_with_the_seed(task):
+    """A cut depends on (seed, epoch, sentence) only: a second task with the same seed reads the same targets, in
+    any order, and another seed reads others. sentencepiece's own sampler did not repeat under one seed."""
+    def targets(seed, epoch, order):
+        t = Gloss2TextTask.setup_task(Gloss2TextConfig(data=task.cfg.data, text_sampling_alpha=0.3, seed=seed))
+        t.load_dataset("train")
+        ds = t.datasets["train"]
+        ds.set_epoch(epoch)
+        return {i: tuple(ds[i]["target"].tolist()) for i in order}
+
+    order = list(range(len(task.datasets["train"])))
+    first = targets(1, 3, order)
+    assert first == targets(1, 3, order[::-1])
+    assert first != targets(2, 3, order)
+    assert first != targets(1, 4, order)
 
 
 def _tiny_translator(task):

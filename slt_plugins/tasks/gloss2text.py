@@ -19,13 +19,14 @@ import os
 from argparse import Namespace
 from dataclasses import dataclass, field
 
-import sentencepiece as spm
 import torch
 from fairseq.data import Dictionary, LanguagePairDataset, encoders
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.data.subword_sampling import UnigramSegmentSampler
+from slt_plugins.data.video_transforms import item_rng
 from slt_plugins.tasks.bf16_autocast import Bf16Autocast, Bf16AutocastConfig, warn_if_slow
 from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConfig
 
@@ -35,21 +36,38 @@ logger = logging.getLogger(__name__)
 LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("en_ASL", "en_XX")}
 
 
-class ResampledTexts:
-    """Target token lists cut anew by sentencepiece at every read; LanguagePairDataset indexes it as it would a list.
-    A sample holding a piece the dictionary lacks (one the training text's best segmentations never used, which
-    would be learnt as <unk>) gives way to the best segmentation. Batching uses the best segmentation's lengths,
-    which sampled cuts differ from by a few pieces."""
+class SampledTargets:
+    """Training targets cut anew in every epoch by :class:`UnigramSegmentSampler`; LanguagePairDataset indexes it as
+    it would a list. A cut is a function of (seed, epoch, sentence), so a seeded training repeats exactly. A cut
+    holding a piece the dictionary lacks (one the training text's best segmentations never used, which would be
+    learnt as <unk>) gives way to the best segmentation. Batching uses the best segmentation's lengths, which sampled
+    cuts differ from by a few pieces."""
 
-    def __init__(self, texts, best, sample, unk: int):
-        self.texts, self.best, self.sample, self.unk = texts, best, sample, unk
+    def __init__(self, texts, best, sampler: UnigramSegmentSampler, piece_to_token: torch.LongTensor,
+                 tail: torch.LongTensor, unk: int, seed: int):
+        self.texts, self.best, self.sampler = texts, best, sampler
+        self.piece_to_token, self.tail, self.unk, self.seed = piece_to_token, tail, unk, seed
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
 
     def __len__(self):
         return len(self.texts)
 
     def __getitem__(self, index):
-        ids = self.sample(self.texts[index])
+        pieces = self.sampler.sample(self.texts[index], item_rng(self.seed, self.epoch, index))
+        ids = torch.cat([self.piece_to_token[pieces], self.tail])
         return self.best[index] if (ids == self.unk).any() else ids
+
+
+class TextPairs(LanguagePairDataset):
+    """LanguagePairDataset that passes the epoch on to sampled targets."""
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        if isinstance(self.tgt, SampledTargets):
+            self.tgt.set_epoch(epoch)
 
 
 class TextPiecesOnly:
@@ -95,9 +113,10 @@ class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
     )
     text_sampling_alpha: float = field(
         default=0.0,
-        metadata={"help": "in training, cut each target text anew at every read by sampling sentencepiece's "
-                          "segmentations with this smoothing α (subword regularisation, Kudo 2018; 0.1–0.3 on small "
-                          "corpora); 0: always the one best segmentation. Validation and decoding keep the best one"},
+        metadata={"help": "in training, cut each target text anew in every epoch by sampling the sentencepiece "
+                          "unigram model's segmentations with this smoothing α (subword regularisation, Kudo 2018; "
+                          "0.1–0.3 on small corpora), seeded by --seed; 0: always the one best segmentation. "
+                          "Validation and decoding keep the best one"},
     )
     max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
@@ -141,12 +160,11 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
                                      "languages with --source-lang/--target-lang, or prune again with that tag")
         self.source_lang_id = gloss_dict.add_symbol(f"[{source}]")
         self.target_lang_id = text_dict.add_symbol(f"[{target}]")
-        self.sampling_bpe = None
+        self.sampler = None
         if cfg.text_sampling_alpha > 0:
-            self.sampling_bpe = encoders.build_bpe(Namespace(
-                bpe="sentencepiece", sentencepiece_model=spm_model, sentencepiece_enable_sampling=True,
-                sentencepiece_alpha=cfg.text_sampling_alpha))
-            spm.set_random_generator_seed(cfg.seed)
+            self.sampler = UnigramSegmentSampler(spm_model, cfg.text_sampling_alpha)
+            pieces = (self.sampler.sp.id_to_piece(i) for i in range(self.sampler.sp.get_piece_size()))
+            self.piece_to_token = torch.LongTensor([text_dict.index(p) for p in pieces])
 
     @classmethod
     def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):
@@ -169,13 +187,14 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         src = [self.encode_glosses(r.gloss) for r in rows]
         tgt = [self.encode_text(r.text) for r in rows]
         tgt_sizes = torch.LongTensor([len(t) for t in tgt])
-        if split == "train" and self.sampling_bpe is not None:
-            tgt = ResampledTexts([r.text for r in rows], tgt, lambda text: self.encode_text(text, self.sampling_bpe),
-                                 self.text_dict.unk())
+        if split == "train" and self.sampler is not None:
+            tail = torch.LongTensor([self.text_dict.eos(), self.target_lang_id])
+            tgt = SampledTargets([r.text for r in rows], tgt, self.sampler, self.piece_to_token, tail,
+                                 self.text_dict.unk(), self.cfg.seed)
         unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
         if unknown:
             logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
-        self.datasets[split] = LanguagePairDataset(
+        self.datasets[split] = TextPairs(
             src, torch.LongTensor([len(s) for s in src]), self.gloss_dict,
             tgt, tgt_sizes, self.text_dict,
             left_pad_source=False,
@@ -189,8 +208,8 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         ids = self.gloss_dict.encode_line(glosses, add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.source_lang_id])])
 
-    def encode_text(self, text: str, bpe=None) -> torch.LongTensor:
-        pieces = (bpe or self.text_bpe).encode(text)
+    def encode_text(self, text: str) -> torch.LongTensor:
+        pieces = self.text_bpe.encode(text)
         ids = self.text_dict.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.target_lang_id])])
 
