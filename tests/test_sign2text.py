@@ -61,6 +61,11 @@ def build_joint(trained, *extra):
     return task, task.build_model(cfg.model), cfg
 
 
+def test_text_sampling_is_refused_rather_than_ignored(trained):
+    with pytest.raises(ValueError, match="sign2text does not sample its training targets"):
+        build_joint(trained, "--text-sampling-alpha", "0.3")
+
+
 def test_joint_model_starts_with_both_checkpoints_weights(trained):
     task, model, cfg = build_joint(trained, "--vl-mapper", "gloss_embedding")
     s2g = checkpoint_utils.load_checkpoint_to_cpu(str(trained["s2g"]))["model"]

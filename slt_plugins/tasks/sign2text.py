@@ -39,6 +39,9 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
     cfg: Sign2TextConfig
 
     def __init__(self, cfg: Sign2TextConfig, gloss_dict, text_dict, spm_model):
+        if cfg.text_sampling_alpha > 0:  # an option inherited from gloss2text's config, which would do nothing here
+            raise ValueError("sign2text does not sample its training targets: --text-sampling-alpha (task."
+                             "text_sampling_alpha) is gloss2text's; leave it at 0")
         super().__init__(cfg, gloss_dict, text_dict, spm_model)
         self.ctc_dict = load_gloss_dictionary(cfg.data)  # the classifier's vocabulary, blank '<s>' = 0
         self.feature_dim = self.feature_dim_of_store()
