@@ -16,7 +16,7 @@ import numpy as np
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
-NORMAL, UNKNOWN, USER_DEFINED = 1, 2, 4  # sentencepiece_model.proto's piece types
+NORMAL, USER_DEFINED = 1, 4  # sentencepiece_model.proto's piece types
 UNK_PENALTY = 10.0  # sentencepiece scores an unknown character as the lowest piece score less this
 
 
@@ -26,16 +26,17 @@ class UnigramSegmentSampler:
     backward walk."""
 
     def __init__(self, model_file: str, alpha: float):
-        proto = sentencepiece_model_pb2.ModelProto()
         with open(model_file, "rb") as f:
-            proto.ParseFromString(f.read())
+            serialized = f.read()
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(serialized)
         if proto.trainer_spec.model_type != sentencepiece_model_pb2.TrainerSpec.UNIGRAM:
             raise ValueError(f"{model_file} is not a unigram sentencepiece model; subword sampling "
                              "(--text-sampling-alpha) needs one (slt-binarise trains unigram models)")
         if alpha <= 0:
             raise ValueError(f"the sampling smoothing alpha must be positive, not {alpha}")
         self.alpha = alpha
-        self.sp = spm.SentencePieceProcessor(model_file=model_file)
+        self.sp = spm.SentencePieceProcessor(model_proto=serialized)
         normal = [p.score for p in proto.pieces if p.type == NORMAL]
         max_score, min_score = max(normal), min(normal)
         self.pieces: Dict[str, Tuple[int, float]] = {}

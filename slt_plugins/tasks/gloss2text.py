@@ -43,10 +43,12 @@ class SampledTargets:
     learnt as <unk>) gives way to the best segmentation. Batching uses the best segmentation's lengths, which sampled
     cuts differ from by a few pieces."""
 
-    def __init__(self, texts, best, sampler: UnigramSegmentSampler, piece_to_token: torch.LongTensor,
-                 tail: torch.LongTensor, unk: int, seed: int):
-        self.texts, self.best, self.sampler = texts, best, sampler
-        self.piece_to_token, self.tail, self.unk, self.seed = piece_to_token, tail, unk, seed
+    def __init__(self, texts, best, sampler: UnigramSegmentSampler, text_dict: Dictionary, lang_id: int, seed: int):
+        self.texts, self.best, self.sampler, self.seed = texts, best, sampler, seed
+        pieces = (sampler.sp.id_to_piece(i) for i in range(sampler.sp.get_piece_size()))
+        self.piece_to_token = torch.LongTensor([text_dict.index(p) for p in pieces])
+        self.tail = torch.LongTensor([text_dict.eos(), lang_id])  # as encode_text ends a sentence
+        self.unk = text_dict.unk()
         self.epoch = 1
 
     def set_epoch(self, epoch: int):
@@ -188,9 +190,8 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         tgt = [self.encode_text(r.text) for r in rows]
         tgt_sizes = torch.LongTensor([len(t) for t in tgt])
         if split == "train" and self.sampler is not None:
-            tail = torch.LongTensor([self.text_dict.eos(), self.target_lang_id])
-            tgt = SampledTargets([r.text for r in rows], tgt, self.sampler, self.piece_to_token, tail,
-                                 self.text_dict.unk(), self.cfg.seed)
+            tgt = SampledTargets([r.text for r in rows], tgt, self.sampler, self.text_dict, self.target_lang_id,
+                                 self.cfg.seed)
         unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
         if unknown:
             logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
