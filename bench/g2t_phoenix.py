@@ -18,7 +18,8 @@ The figure is BLEU-4 on dev (the shared data has no test split), printed for bot
 ratio. For ours, the average of the last 5 epochs (``slt-average-checkpoints``) is scored as well. Outputs, logs
 and checkpoints stay in ``--work``.
 
-    python bench/g2t_phoenix.py [--minutes 60] [--threads 2] [--parallel] [--epochs N] [--systems ours baseline]
+    python bench/g2t_phoenix.py [--minutes 60] [--threads 2] [--parallel] [--epochs N] [--seed 1]
+                                [--systems ours baseline]
 """
 
 import argparse
@@ -95,7 +96,7 @@ def train_ours(args, work):
         overrides = [f"optimization.max_epoch={args.epochs}", f"optimization.max_update={args.epochs * batches}"]
     run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", CONFIGS, "--config-name", "g2t_scratch",
          f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}",
-         f"optimization.stop_time_hours={args.minutes / 60}", *overrides, *args.set],
+         f"optimization.stop_time_hours={args.minutes / 60}", f"common.seed={args.seed}", *overrides, *args.set],
         os.path.join(save, "train.log"), args.threads)
     # also scored: the weights of the last 5 epochs, averaged
     run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
@@ -134,7 +135,7 @@ def train_baseline(args, work):
          "--stop-time-hours", str(args.minutes / 60), "--save-dir", save, "--no-epoch-checkpoints",
          "--eval-bleu", "--eval-bleu-remove-bpe", "sentencepiece", "--eval-bleu-args", '{"beam": 1}',
          "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric", "--num-workers", "0",
-         "--seed", "1", "--log-format", "simple", "--log-interval", "100"],
+         "--seed", str(args.seed), "--log-format", "simple", "--log-interval", "100"],
         os.path.join(save, "train.log"), args.threads)
     gen = os.path.join(save, "dev.best.gen")
     run([os.path.join(BIN, "fairseq-generate"), binarised, *common, "--path", os.path.join(save, "checkpoint_best.pt"),
@@ -160,6 +161,7 @@ def main():
     p.add_argument("--parallel", action="store_true",
                    help="train the systems at the same time (give each --threads 1 on a 2-core machine)")
     p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--seed", type=int, default=1, help="seed of both systems (initialisation, batches, sampling)")
     p.add_argument("--systems", nargs="+", default=["ours", "baseline"], choices=["ours", "baseline"])
     args = p.parse_args()
     os.chdir(REPO)
@@ -191,6 +193,7 @@ def main():
 
 def report(args, results):
     print(f"\nGloss2Text, Phoenix-2014T dev ({args.threads} thread(s) each{', side by side' if args.parallel else ''}, "
+          f"seed {args.seed}, "
           f"{args.minutes:g} min of training each, "
           f"beam {args.beam}, best greedy dev BLEU checkpoint):")
     print(f"  {'system':38s} {'epochs':>6s} {'train min':>9s} {'lenpen':>9s} {'BLEU-4 13a':>10s} "
