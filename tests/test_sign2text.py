@@ -61,9 +61,10 @@ def build_joint(trained, *extra):
     return task, task.build_model(cfg.model), cfg
 
 
-def test_text_sampling_is_refused_rather_than_ignored(trained):
-    with pytest.raises(ValueError, match="sign2text does not sample its training targets"):
-        build_joint(trained, "--text-sampling-alpha", "0.3")
+@pytest.mark.parametrize("option", ["--text-sampling-alpha", "--context-concat-prob", "--gloss-dropout"])
+def test_gloss2text_training_options_are_refused_rather_than_ignored(trained, option):
+    with pytest.raises(ValueError, match=f"sign2text does not use {option}"):
+        build_joint(trained, option, "0.3")
 
 
 def test_joint_model_starts_with_both_checkpoints_weights(trained):
@@ -91,6 +92,28 @@ def test_joint_model_starts_with_both_checkpoints_weights(trained):
     # one learning rate per part: every parameter is in one of the three groups
     groups = {p.param_group for p in model.parameters()}
     assert groups == {"visual", "mapper", "translator"}
+
+
+def test_joint_model_starts_from_a_translator_with_gloss_spelling_embeddings(trained, tmp_path):
+    """A Gloss2Text checkpoint trained with --gloss-spelling-embeddings loads into the joint model, spellings
+    included, and the gloss-embedding mapper starts from the vectors that translator reads for each gloss (its row
+    plus its words' mean text embedding), not from the bare rows."""
+    run_script("fairseq-train", trained["data"], *COMMON, "--task", "gloss2text", "--arch", "mbart_translator_tiny",
+               "--gloss-spelling-embeddings", "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3",
+               "--max-update", "3", "--save-dir", tmp_path)
+    task, model, _ = build_joint(dict(trained, g2t=tmp_path / "checkpoint_last.pt"), "--vl-mapper", "gloss_embedding")
+    g2t = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "checkpoint_last.pt"))["model"]
+    embed = model.encoder.text.embed_tokens
+    assert torch.equal(embed.spellings, g2t["encoder.embed_tokens.spellings"])
+    spelled = [g for g in task.ctc_dict.symbols[task.ctc_dict.nspecial:]
+               if (embed.spellings[task.gloss_dict.index(g)] != task.text_dict.pad()).any()]
+    assert spelled, "the demo's glosses spell words of its text"
+    with torch.no_grad():
+        for g in spelled:
+            j = task.gloss_dict.index(g)
+            vector = embed(torch.tensor(j))
+            assert torch.allclose(model.encoder.mapper.weight[task.ctc_dict.index(g)], vector)
+            assert not torch.allclose(vector, embed.weight[j])
 
 
 def test_combined_criterion_adds_weighted_ctc_to_label_smoothed_ce(trained):

@@ -199,7 +199,8 @@ class JointModel(FairseqEncoderDecoderModel):
             raise ValueError(f"--translator-arch {cfg.translator_arch}: not an mbart_translator arch")
         translator_args = Namespace(**_options(cfg.translator_args, "translator-args"))
         ARCH_CONFIG_REGISTRY[cfg.translator_arch](translator_args)
-        vocabularies = SimpleNamespace(source_dictionary=task.gloss_dict, target_dictionary=task.text_dict)
+        vocabularies = SimpleNamespace(source_dictionary=task.gloss_dict, target_dictionary=task.text_dict,
+                                       gloss_spellings=task.gloss_spellings)  # for --gloss-spelling-embeddings
         translator = MBartTranslator.build_model(translator_args, vocabularies)
         mapper = build_vl_mapper(cfg.vl_mapper, _options(cfg.vl_mapper_args, "vl-mapper-args"),
                                  input_dim=sign.output_dim, output_dim=translator_args.encoder_embed_dim,

@@ -15,6 +15,8 @@ from fairseq.models import register_model, register_model_architecture
 from fairseq.models.bart import BARTModel
 from fairseq.models.bart.model import bart_large_architecture
 
+from slt_plugins.models.gloss_spelling_embedding import GlossSpellingEmbedding
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,13 +42,24 @@ class MBartTranslator(BARTModel):
         parser.add_argument("--pretrained-mbart", metavar="FILE", default=None,
                             help="model.pt written by slt-prune-mbart: initial weights (train with --vocab set to "
                                  "its folder)")
+        parser.add_argument("--gloss-spelling-embeddings", action="store_true",
+                            help="add to each gloss's embedding the mean text embedding of the words it spells "
+                                 "(WETTER → wetter), so the two vocabularies share what they mean; for separate "
+                                 "gloss and text vocabularies (training from scratch)")
 
     @classmethod
     def build_model(cls, args, task):
         if args.share_all_embeddings and task.source_dictionary != task.target_dictionary:
             # separate gloss and text vocabularies (training from scratch) cannot share one embedding table
             args.share_all_embeddings = False
-        return super().build_model(args, task)
+        model = super().build_model(args, task)
+        if getattr(args, "gloss_spelling_embeddings", False):
+            if task.source_dictionary is task.target_dictionary or not hasattr(task, "gloss_spellings"):
+                raise ValueError("--gloss-spelling-embeddings needs the gloss2text task with the dataset's own gloss "
+                                 "and text vocabularies; a pruned mBART (--vocab) already shares one table")
+            model.encoder.embed_tokens = GlossSpellingEmbedding(
+                model.encoder.embed_tokens, model.decoder.embed_tokens, task.gloss_spellings())
+        return model
 
     def set_beam_size(self, beam):
         """Keep fairseq's plain reordering of encoder outputs in beam search. BART's "beamable" shortcut stays set in

@@ -88,7 +88,8 @@ class GlossEmbeddingMapper(VLMapper):
         for i, symbol in enumerate(gloss_dict.symbols):
             j = source_dict.index(symbol)
             if i >= gloss_dict.nspecial and j != source_dict.unk():
-                self.weight[i] = embeddings.weight[j]
+                # the vector the translator reads for that gloss (with --gloss-spelling-embeddings, more than its row)
+                self.weight[i] = embeddings(torch.tensor(j))
                 found += 1
         logger.info(f"gloss_embedding mapper: {found} of {len(gloss_dict) - gloss_dict.nspecial} glosses start from "
                     "the translator's embeddings")
