@@ -7,6 +7,7 @@ import torch
 
 import slt_plugins  # noqa: F401
 from conftest import run_script
+from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
 from test_fairseq_cli import write_toy_corpus
 
@@ -159,3 +160,50 @@ def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp
     cos = torch.nn.functional.cosine_similarity(torch.cat([g.flatten() for g in grads16]),
                                                 torch.cat([g.flatten() for g in grads32]), dim=0)
     assert cos > 0.99, cos
+
+
+def test_context_concatenation_joins_an_utterance_to_the_one_before_it(task):
+    """--context-concat-prob: a training item is read as the preceding utterance of its recording followed by itself
+    (glosses and text), with the probability given, the same for one (seed, epoch) and other in another epoch; dev
+    items and utterances that open a recording stay as they are."""
+    def joined_task(prob, seed=1):
+        t = Gloss2TextTask.setup_task(Gloss2TextConfig(data=task.cfg.data, context_concat_prob=prob, seed=seed))
+        t.load_dataset("train")
+        t.load_dataset("dev")
+        return t
+
+    always, plain = joined_task(1.0), task.datasets["train"]
+    train = always.datasets["train"]
+    ids = [r.id for r in read_manifest(manifest_path(task.cfg.data, "train"))]
+    joined = 0
+    for i, id_ in enumerate(ids):
+        item = train[i]
+        before = ids.index(f"{id_.rsplit('-', 1)[0]}-{int(id_.rsplit('-', 1)[1]) - 1}") \
+            if not id_.endswith("-0") else None
+        if before is None:
+            assert torch.equal(item["source"], plain[i]["source"]) and torch.equal(item["target"], plain[i]["target"])
+            continue
+        joined += 1
+        for side in ("source", "target"):
+            assert torch.equal(item[side], torch.cat([plain[before][side][:-2], plain[i][side]])), (id_, side)
+    assert joined >= len(ids) // 2
+    # fairseq batches by the joined sizes, and makes the batches anew each epoch
+    assert all(len(train[i]["source"]) == train.src_sizes[i] and len(train[i]["target"]) == train.tgt_sizes[i]
+               for i in range(len(train)))
+    assert not train.can_reuse_epoch_itr_across_epochs and plain.can_reuse_epoch_itr_across_epochs
+    dev = always.datasets["dev"]
+    assert all(len(dev[i]["source"]) == dev.src_sizes[i] and len(dev[i]["target"]) == dev.tgt_sizes[i]
+               for i in range(len(dev)))
+    # a batch of joined items collates (padding to the longest, the decoder's input shifted as usual)
+    batch = train.collater([train[i] for i in range(8)])
+    assert batch["net_input"]["src_tokens"].size(1) == max(len(train[i]["source"]) for i in range(8))
+
+    def decisions(t, epoch):
+        ds = t.datasets["train"]
+        ds.set_epoch(epoch)
+        return [len(ds[i]["source"]) > len(plain[i]["source"]) for i in range(len(ds))]
+
+    half = joined_task(0.5)
+    assert decisions(half, 3) == decisions(joined_task(0.5), 3)
+    assert decisions(half, 3) != decisions(half, 4)
+    assert 0 < sum(decisions(half, 3)) < joined

@@ -19,6 +19,7 @@ import os
 from argparse import Namespace
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from fairseq.data import Dictionary, LanguagePairDataset, encoders
 from fairseq.tasks import FairseqTask, register_task
@@ -33,6 +34,9 @@ from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConf
 logger = logging.getLogger(__name__)
 
 #: default (sign, spoken) language tags by the ``language`` that slt-binarise wrote into meta.json
+#: the random stream of concatenation decisions, apart from the sampler's draws for the same (seed, epoch, item)
+CONCAT_STREAM = 1
+
 LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("en_ASL", "en_XX")}
 
 
@@ -64,12 +68,47 @@ class SampledTargets:
 
 
 class TextPairs(LanguagePairDataset):
-    """LanguagePairDataset that passes the epoch on to sampled targets."""
+    """LanguagePairDataset that passes the epoch on to sampled targets and, in training, may join an utterance to
+    the one before it in the same recording (``--context-concat-prob``): glosses after glosses, text after text, one
+    longer example of signed discourse (concatenation augmentation). Which items are joined is drawn per epoch from
+    (seed, epoch, item), as the sampled cuts are; the sizes fairseq batches by are the joined ones, and batches are
+    made anew each epoch, so a joined item shares its batch with items of its length rather than doubling the
+    padding of 31 short ones."""
+
+    def __init__(self, *args, predecessors=None, concat_prob=0.0, seed=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.concat_prob, self.seed = concat_prob, seed
+        self.predecessors = np.asarray(predecessors if predecessors is not None else [-1] * len(self), dtype=np.int64)
+        self.own_src_sizes, self.own_tgt_sizes = self.src_sizes.copy(), self.tgt_sizes.copy()
+        self.joined = np.zeros(len(self), dtype=bool)
+        self.set_epoch(1)
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return self.concat_prob == 0  # else the sizes change with the epoch
 
     def set_epoch(self, epoch):
         super().set_epoch(epoch)
         if isinstance(self.tgt, SampledTargets):
             self.tgt.set_epoch(epoch)
+        if self.concat_prob > 0:
+            has = np.flatnonzero(self.predecessors >= 0)
+            draws = np.array([np.random.default_rng([self.seed, epoch, i, CONCAT_STREAM]).random() for i in has])
+            self.joined[:] = False
+            self.joined[has[draws < self.concat_prob]] = True
+            before = self.predecessors[self.joined]
+            # the first utterance's </s> and language token give way to the second's
+            self.src_sizes, self.tgt_sizes = self.own_src_sizes.copy(), self.own_tgt_sizes.copy()
+            self.src_sizes[self.joined] += self.own_src_sizes[before] - 2
+            self.tgt_sizes[self.joined] += self.own_tgt_sizes[before] - 2
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        if self.joined[index]:
+            first = super().__getitem__(self.predecessors[index])
+            item = dict(item, source=torch.cat([first["source"][:-2], item["source"]]),
+                        target=torch.cat([first["target"][:-2], item["target"]]))
+        return item
 
 
 class TextPiecesOnly:
@@ -119,6 +158,12 @@ class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
                           "unigram model's segmentations with this smoothing α (subword regularisation, Kudo 2018; "
                           "0.1–0.3 on small corpora), seeded by --seed; 0: always the one best segmentation. "
                           "Validation and decoding keep the best one"},
+    )
+    context_concat_prob: float = field(
+        default=0.0,
+        metadata={"help": "in training, join an utterance to the one before it in the same recording (the "
+                          "manifest's context) with this probability, glosses and text alike: concatenation "
+                          "augmentation, longer examples of discourse for a small corpus; 0: never"},
     )
     max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
@@ -192,6 +237,8 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         if split == "train" and self.sampler is not None:
             tgt = SampledTargets([r.text for r in rows], tgt, self.sampler, self.text_dict, self.target_lang_id,
                                  self.cfg.seed)
+        position = {r.id: i for i, r in enumerate(rows)}
+        predecessors = [position.get(r.context, -1) if r.context else -1 for r in rows]
         unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
         if unknown:
             logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
@@ -202,6 +249,8 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
             left_pad_target=False,
             shuffle=(split == "train"),
             eos=self.target_lang_id,  # prev_output_tokens start with the target language token
+            predecessors=predecessors, concat_prob=self.cfg.context_concat_prob if split == "train" else 0.0,
+            seed=self.cfg.seed,
         )
         logger.info(f"{split}: {len(rows)} utterances")
 
@@ -213,6 +262,29 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         pieces = self.text_bpe.encode(text)
         ids = self.text_dict.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
         return torch.cat([ids, ids.new_tensor([self.target_lang_id])])
+
+    def gloss_spellings(self) -> torch.LongTensor:
+        """For each gloss, the text dictionary's ids of its spelling's sub-words (rows padded with the text padding):
+        the gloss's ``-``-separated parts, lowercased, that occur as words in the training translations, where a
+        part not found is tried again with ae/oe/ue as ä/ö/ü (the ASCII spelling of German glosses). Glosses with
+        no such part (``IX``, ``__ON__``) and the special tokens get an empty row."""
+        words = {w for r in read_manifest(manifest_path(self.cfg.data, "train")) for w in r.text.split()}
+        rows = []
+        for i in range(len(self.gloss_dict)):
+            pieces = []
+            if i >= self.gloss_dict.nspecial and i != self.source_lang_id:
+                for part in self.gloss_dict[i].split("-"):
+                    part = part.lower()
+                    for form in (part, part.replace("ae", "ä").replace("oe", "ö").replace("ue", "ü")):
+                        if form in words:
+                            pieces += [self.text_dict.index(p) for p in self.text_bpe.encode(form).split()]
+                            break
+            rows.append([p for p in pieces if p != self.text_dict.unk()])
+        width = max(1, max(len(r) for r in rows))
+        table = torch.full((len(rows), width), self.text_dict.pad(), dtype=torch.long)
+        for i, r in enumerate(rows):
+            table[i, : len(r)] = torch.LongTensor(r)
+        return table
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.cfg.gloss_dropout > 0:

@@ -26,6 +26,10 @@ from slt_plugins.tasks.sign2gloss import SignInput, Sign2GlossConfig, load_gloss
 logger = logging.getLogger(__name__)
 
 
+#: gloss2text's training options for its text pairs, which the video batches of sign2text do not have
+GLOSS2TEXT_ONLY = ("text_sampling_alpha", "context_concat_prob", "gloss_dropout")
+
+
 @dataclass
 class Sign2TextConfig(Sign2GlossConfig, Gloss2TextConfig):
     gloss_beam: int = field(default=5, metadata={
@@ -39,9 +43,10 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
     cfg: Sign2TextConfig
 
     def __init__(self, cfg: Sign2TextConfig, gloss_dict, text_dict, spm_model):
-        if cfg.text_sampling_alpha > 0:  # an option inherited from gloss2text's config, which would do nothing here
-            raise ValueError("sign2text does not sample its training targets: --text-sampling-alpha (task."
-                             "text_sampling_alpha) is gloss2text's; leave it at 0")
+        for name in GLOSS2TEXT_ONLY:  # options inherited from gloss2text's config that would do nothing here
+            if getattr(cfg, name) > 0:
+                raise ValueError(f"sign2text does not use --{name.replace('_', '-')} (task.{name}): it is "
+                                 "gloss2text's, for gloss and text pairs; leave it at 0")
         super().__init__(cfg, gloss_dict, text_dict, spm_model)
         self.ctc_dict = load_gloss_dictionary(cfg.data)  # the classifier's vocabulary, blank '<s>' = 0
         self.feature_dim = self.feature_dim_of_store()
