@@ -33,10 +33,10 @@ from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConf
 
 logger = logging.getLogger(__name__)
 
-#: default (sign, spoken) language tags by the ``language`` that slt-binarise wrote into meta.json
 #: the random stream of concatenation decisions, apart from the sampler's draws for the same (seed, epoch, item)
 CONCAT_STREAM = 1
 
+#: default (sign, spoken) language tags by the ``language`` that slt-binarise wrote into meta.json
 LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("en_ASL", "en_XX")}
 
 
