@@ -210,8 +210,6 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         self.sampler = None
         if cfg.text_sampling_alpha > 0:
             self.sampler = UnigramSegmentSampler(spm_model, cfg.text_sampling_alpha)
-            pieces = (self.sampler.sp.id_to_piece(i) for i in range(self.sampler.sp.get_piece_size()))
-            self.piece_to_token = torch.LongTensor([text_dict.index(p) for p in pieces])
 
     @classmethod
     def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):

@@ -43,7 +43,7 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
     cfg: Sign2TextConfig
 
     def __init__(self, cfg: Sign2TextConfig, gloss_dict, text_dict, spm_model):
-        for name in GLOSS2TEXT_ONLY:  # options inherited from gloss2text's config that would do nothing here
+        for name in GLOSS2TEXT_ONLY:  # inherited from gloss2text's config; here they would do nothing or fail
             if getattr(cfg, name) > 0:
                 raise ValueError(f"sign2text does not use --{name.replace('_', '-')} (task.{name}): it is "
                                  "gloss2text's, for gloss and text pairs; leave it at 0")
