@@ -1,6 +1,8 @@
 """Gloss spelling embeddings (``--gloss-spelling-embeddings``): which text sub-words a gloss spells, and how the
 encoder's gloss vectors share the decoder's embedding table through them."""
 
+import json
+import re
 from argparse import Namespace
 
 import pytest
@@ -94,8 +96,9 @@ def test_the_option_is_refused_with_a_shared_vocabulary(task):
         MBartTranslator.build_model(args, shared)
 
 
-def test_fairseq_train_then_generate_with_spelling_embeddings(task, tmp_path):
-    """The option end to end: fairseq-train saves the spellings with the model, fairseq-generate rebuilds and loads it."""
+def test_fairseq_train_then_generate_and_export_with_spelling_embeddings(task, tmp_path):
+    """The option end to end: fairseq-train saves the spellings with the model, fairseq-generate rebuilds and loads
+    it, and a bundle from slt-export (no training manifest in it) translates as fairseq-generate does."""
     common = ["--user-dir", "slt_plugins", "--task", "gloss2text", "--num-workers", "0"]
     run_script("fairseq-train", task.cfg.data, *common, "--arch", "mbart_translator_tiny",
                "--gloss-spelling-embeddings", "--criterion", "label_smoothed_cross_entropy", "--optimizer", "adam",
@@ -106,3 +109,9 @@ def test_fairseq_train_then_generate_with_spelling_embeddings(task, tmp_path):
     out = run_script("fairseq-generate", task.cfg.data, *common, "--path", tmp_path / "checkpoint_last.pt",
                      "--gen-subset", "dev", "--beam", "2", "--max-len-b", "10").stdout
     assert sum(line.startswith("H-") for line in out.splitlines()) == 4
+    bundle = tmp_path / "bundle"
+    run_script("slt-export", "--checkpoint", tmp_path / "checkpoint_last.pt", "--out", bundle)
+    assert not (bundle / "train.tsv").exists()
+    first_dev = re.search(r"^D-0\t[^\t]*\t(.*)$", out, flags=re.M).group(1)
+    translated = run_script("slt-translate", "--model", bundle, ROWS[20 % len(ROWS)][0], "--beam", "2", "--json")
+    assert json.loads(translated.stdout)["text"] == first_dev

@@ -27,6 +27,16 @@ class GlossSpellingEmbedding(nn.Embedding):
         self.__dict__["text"] = text  # the decoder's table: shared, not a second copy in this module's state
         self.text_pad = text.padding_idx
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """The saved table decides: its width (the longest spelling) can differ from the one this model was built
+        with, e.g. a placeholder where the training manifest was not at hand (an exported bundle)."""
+        saved = state_dict.get(prefix + "spellings")
+        if saved is not None and saved.size(0) == self.spellings.size(0) and saved.shape != self.spellings.shape:
+            self.spellings = torch.empty_like(saved, device=self.spellings.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         pieces = self.spellings[tokens]  # B × T × K
         present = (pieces != self.text_pad).unsqueeze(-1).to(self.weight.dtype)

@@ -265,8 +265,14 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         """For each gloss, the text dictionary's ids of its spelling's sub-words (rows padded with the text padding):
         the gloss's ``-``-separated parts, lowercased, that occur as words in the training translations, where a
         part not found is tried again with ae/oe/ue as ä/ö/ü (the ASCII spelling of German glosses). Glosses with
-        no such part (``IX``, ``__ON__``) and the special tokens get an empty row."""
-        words = {w for r in read_manifest(manifest_path(self.cfg.data, "train")) for w in r.text.split()}
+        no such part (``IX``, ``__ON__``) and the special tokens get an empty row.
+
+        Where the training manifest is absent (an exported bundle holds only the vocabularies), the model is being
+        loaded from a checkpoint, whose saved table replaces the empty one returned here."""
+        train = manifest_path(self.cfg.data, "train")
+        if not os.path.isfile(train):
+            return torch.full((len(self.gloss_dict), 1), self.text_dict.pad(), dtype=torch.long)
+        words = {w for r in read_manifest(train) for w in r.text.split()}
         rows = []
         for i in range(len(self.gloss_dict)):
             pieces = []
