@@ -1,0 +1,97 @@
+"""Benchmark: seconds per update of the from-scratch Gloss2Text recipe on a CPU, with each speed option on and off.
+
+Trains ``configs/phoenix-2014t/g2t_scratch.yaml`` on the binarised Phoenix-2014T data through fairseq-hydra-train,
+in a fresh process per variant, and times fairseq's ``Trainer.train_step`` (forward, backward, optimiser step) over
+``--updates`` updates after ``--warmup`` untimed ones; the batches are the recipe's, so every variant times the same
+sentences. The baseline, measured in the same run, is torch's own dropout in float32; the figures are ratios
+against it:
+
+- ``--bf16-autocast`` (the recipe's products in bfloat16; 1.0 where the CPU has no AVX512-BF16 or AMX);
+- ``--uniform-mask-dropout`` (dropout masks drawn as uniform numbers, not with ``bernoulli_``);
+- both, which is the shipped recipe.
+
+    python bench/g2t_train_speed.py [--data data_bins/phoenix-2014t] [--threads 1] [--updates 100]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = {  # name: Hydra overrides of the recipe
+    "float32, torch dropout (baseline)": ["task.bf16_autocast=false", "+model.uniform_mask_dropout=false"],
+    "bf16 autocast": ["task.bf16_autocast=true", "+model.uniform_mask_dropout=false"],
+    "uniform-mask dropout": ["task.bf16_autocast=false", "+model.uniform_mask_dropout=true"],
+    "bf16 autocast + uniform-mask dropout": ["task.bf16_autocast=true", "+model.uniform_mask_dropout=true"],
+}
+
+
+def child(args):
+    """Train with the given overrides; print the mean seconds of the timed updates as JSON, then stop."""
+    from fairseq.trainer import Trainer
+    from fairseq_cli.hydra_train import cli_main
+
+    original, times = Trainer.train_step, []
+
+    def timed_step(self, samples, raise_oom=False):
+        started = time.perf_counter()
+        out = original(self, samples, raise_oom)
+        times.append(time.perf_counter() - started)
+        if len(times) == args.warmup + args.updates:
+            timed = times[args.warmup:]
+            print("RESULT " + json.dumps({"seconds_per_update": sum(timed) / len(timed)}), flush=True)
+            os._exit(0)  # the measurement is taken: no checkpoint, no validation
+        return out
+
+    Trainer.train_step = timed_step
+    sys.argv = ["fairseq-hydra-train", "--config-dir", os.path.join(REPO, "configs", "phoenix-2014t"),
+                "--config-name", "g2t_scratch", f"task.data={os.path.abspath(args.data)}",
+                f"checkpoint.save_dir={args.save_dir}", "dataset.validate_after_updates=1000000",
+                "checkpoint.no_save=true", *args.overrides]
+    cli_main()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="data_bins/phoenix-2014t", help="binarised Phoenix-2014T (slt-binarise)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (the bench of issue 5 gives each system 1)")
+    p.add_argument("--updates", type=int, default=100, help="timed updates per variant")
+    p.add_argument("--warmup", type=int, default=20, help="untimed updates first")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--save-dir", help=argparse.SUPPRESS)
+    p.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+    os.chdir(REPO)
+    if not os.path.isfile(os.path.join(args.data, "train.tsv")):
+        raise SystemExit(f"{args.data}: no binarised dataset; run python bench/g2t_phoenix.py once, or slt-binarise "
+                         "phoenix-2014t --annotations ../shared/data/phoenix-2014t --out data_bins/phoenix-2014t")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    results = {}
+    for name, overrides in VARIANTS.items():
+        with tempfile.TemporaryDirectory() as save_dir:
+            cmd = [sys.executable, __file__, "--child", "--data", args.data, "--updates", str(args.updates),
+                   "--warmup", str(args.warmup), "--save-dir", save_dir, "--", *overrides]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            raise SystemExit(f"{name}: the training run printed no result (exit {proc.returncode}):\n"
+                             f"{proc.stderr[-3000:]}")
+        results[name] = json.loads(lines[-1][len("RESULT "):])["seconds_per_update"]
+        print(f"  {name}: {results[name] * 1000:.0f} ms per update", flush=True)
+    base = results["float32, torch dropout (baseline)"]
+    print(f"\nGloss2Text from-scratch recipe, Phoenix-2014T batches of 32, {args.threads} thread(s), "
+          f"{args.updates} updates after {args.warmup}; speed-up = baseline time / variant time:")
+    for name, seconds in results.items():
+        print(f"  {name:40s} {seconds * 1000:6.0f} ms/update  {base / seconds:5.2f}×")
+    shared = results["bf16 autocast"] / results["bf16 autocast + uniform-mask dropout"]
+    print(f"  uniform-mask dropout on top of bf16 autocast: {shared:.2f}× (the recipe's gain from it)")
+
+
+if __name__ == "__main__":
+    main()
