@@ -23,10 +23,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {  # name: Hydra overrides of the recipe
-    "float32, torch dropout (baseline)": ["task.bf16_autocast=false", "+model.uniform_mask_dropout=false"],
-    "bf16 autocast": ["task.bf16_autocast=true", "+model.uniform_mask_dropout=false"],
-    "uniform-mask dropout": ["task.bf16_autocast=false", "+model.uniform_mask_dropout=true"],
-    "bf16 autocast + uniform-mask dropout": ["task.bf16_autocast=true", "+model.uniform_mask_dropout=true"],
+    "float32, torch dropout (baseline)": ["task.bf16_autocast=false", "model.uniform_mask_dropout=false"],
+    "bf16 autocast": ["task.bf16_autocast=true", "model.uniform_mask_dropout=false"],
+    "uniform-mask dropout": ["task.bf16_autocast=false", "model.uniform_mask_dropout=true"],
+    "bf16 autocast + uniform-mask dropout": ["task.bf16_autocast=true", "model.uniform_mask_dropout=true"],
 }
 
 

@@ -85,7 +85,8 @@ def test_hydra_config_trains_and_its_checkpoint_decodes(tmp_path):
 
 
 def test_from_scratch_phoenix_config_trains_and_selects_on_bleu(tmp_path):
-    """configs/phoenix-2014t/g2t_scratch.yaml (the bench's recipe) with its layers shrunk for a test."""
+    """configs/phoenix-2014t/g2t_scratch.yaml (the bench's recipe) with its layers shrunk for a test; dev is decoded
+    from the update its validate_after_updates names (here 2 of 3, one update per epoch)."""
     write_toy_corpus(tmp_path / "corpus.tsv", n_train=32, n_dev=5)
     data, save = tmp_path / "bin", tmp_path / "ckpt"
     run_script("slt-binarise", "tsv", "--manifest", tmp_path / "corpus.tsv", "--out", data, "--text-vocab-size", "40")
@@ -93,7 +94,8 @@ def test_from_scratch_phoenix_config_trains_and_selects_on_bleu(tmp_path):
               for k, v in (("layers", 1), ("embed_dim", 32), ("ffn_embed_dim", 64), ("attention_heads", 2))]
     run_script("fairseq-hydra-train", "--config-dir", "configs/phoenix-2014t", "--config-name", "g2t_scratch",
                f"task.data={data}", f"checkpoint.save_dir={save}", "optimization.max_epoch=3",
-               "optimization.max_update=6", "lr_scheduler.warmup_updates=2", *shrink)
+               "optimization.max_update=6", "lr_scheduler.warmup_updates=2", "dataset.validate_after_updates=2",
+               *shrink)
     log = (save / "hydra_train.log").read_text()
-    assert len(re.findall(r"valid on 'dev' subset .*\| bleu [\d.]+", log)) == 3
+    assert re.findall(r"epoch (\d+) \| valid on 'dev' subset .*\| bleu [\d.]+", log) == ["002", "003"]
     assert re.search(r"best_bleu [\d.]+", log) and (save / "checkpoint_best.pt").is_file()
