@@ -6,7 +6,7 @@ in a fresh process per variant, and times fairseq's ``Trainer.train_step`` (forw
 sentences. The baseline, measured in the same run, is torch's own dropout in float32; the figures are ratios
 against it:
 
-- ``--bf16-autocast`` (the recipe's products in bfloat16; 1.0 where the CPU has no AVX512-BF16 or AMX);
+- ``--bf16-autocast`` (the recipe's products in bfloat16; expect no gain on a CPU without AVX512-BF16 or AMX);
 - ``--uniform-mask-dropout`` (dropout masks drawn as uniform numbers, not with ``bernoulli_``);
 - both, which is the shipped recipe.
 

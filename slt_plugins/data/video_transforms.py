@@ -36,9 +36,10 @@ class Box(NamedTuple):
     width: int
 
 
-def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The augmentation randomness of one item: the same in any worker, different in every epoch."""
-    return np.random.default_rng([seed, epoch, index])
+def item_rng(seed: int, epoch: int, index: int, *stream: int) -> np.random.Generator:
+    """The augmentation randomness of one item: the same in any worker, different in every epoch. ``stream`` names
+    another, independent sequence for the same item (a second kind of draw that must not shift the first)."""
+    return np.random.default_rng([seed, epoch, index, *stream])
 
 
 def round_up(n: int, multiple: int) -> int:

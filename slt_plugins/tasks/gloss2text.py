@@ -93,7 +93,7 @@ class TextPairs(LanguagePairDataset):
             self.tgt.set_epoch(epoch)
         if self.concat_prob > 0:
             has = np.flatnonzero(self.predecessors >= 0)
-            draws = np.array([np.random.default_rng([self.seed, epoch, i, CONCAT_STREAM]).random() for i in has])
+            draws = np.array([item_rng(self.seed, epoch, i, CONCAT_STREAM).random() for i in has])
             self.joined[:] = False
             self.joined[has[draws < self.concat_prob]] = True
             before = self.predecessors[self.joined]
