@@ -1,5 +1,6 @@
 """The gloss2text task's sentence layout (mBART's language tokens), source word dropout and target subword sampling."""
 
+import logging
 from argparse import Namespace
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 import slt_plugins  # noqa: F401
 from conftest import run_script
 from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.tasks import bf16_autocast
 from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
 from test_fairseq_cli import write_toy_corpus
 
@@ -132,9 +134,12 @@ class _Backward:
         loss.backward()
 
 
-def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp32(task):
+def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp32(task, monkeypatch):
     """--bf16-autocast: the forward's matrix products run in bfloat16, while the loss, the weights and their
-    gradients stay float32 and the loss stays close to the float32 one; off, nothing is bfloat16."""
+    gradients stay float32 and the loss stays close to the float32 one; off, nothing is bfloat16. (The CPU's timing
+    probe is made to say bfloat16 is faster, as on a CPU with AMX; the next test covers the other answer.)"""
+    monkeypatch.setattr(bf16_autocast, "cpu_bf16_is_faster", lambda: True)
+    monkeypatch.setattr(task, "_bf16_autocast_on", None)
     model, criterion = _tiny_translator(task)
     ds = task.datasets["train"]
     sample = ds.collater([ds[i] for i in range(8)])
@@ -160,6 +165,34 @@ def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp
     cos = torch.nn.functional.cosine_similarity(torch.cat([g.flatten() for g in grads16]),
                                                 torch.cat([g.flatten() for g in grads32]), dim=0)
     assert cos > 0.99, cos
+
+
+def test_bf16_autocast_is_switched_off_where_the_cpu_multiplies_bfloat16_slower(task, monkeypatch, caplog):
+    """On a CPU whose timed bfloat16 product is slower than the float32 one (AVX512-BF16 without AMX), training runs
+    in float32 and the warning gives both times; the probe runs once per task. Faster bfloat16: on, logged."""
+    calls = []
+    monkeypatch.setattr(bf16_autocast, "time_cpu_products", lambda: calls.append(1) or (2.31, 4.02))
+    monkeypatch.setattr(task, "_bf16_autocast_on", None)
+    monkeypatch.setattr(task.cfg, "bf16_autocast", True)
+    model, criterion = _tiny_translator(task)
+    ds = task.datasets["train"]
+    sample = ds.collater([ds[i] for i in range(4)])
+    seen = []
+    hook = model.decoder.output_projection.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    with caplog.at_level(logging.WARNING, logger=bf16_autocast.__name__):
+        for _ in range(2):
+            task.train_step(sample, model, criterion, _Backward, update_num=0)
+        task.valid_step(sample, model, criterion)
+    hook.remove()
+    assert seen == [torch.float32] * 3 and calls == [1]
+    assert "switched off" in caplog.text and "4.02 ms" in caplog.text and "2.31 ms" in caplog.text
+    monkeypatch.setattr(bf16_autocast, "time_cpu_products", lambda: (4.0, 0.9))
+    assert bf16_autocast.cpu_bf16_is_faster() is True
+
+
+def test_the_cpu_product_timer_times_both_types():
+    fp32, bf16 = bf16_autocast.time_cpu_products(shape=(64, 32, 128), repeats=2)
+    assert 0 < fp32 < 1000 and 0 < bf16 < 1000
 
 
 def test_context_concatenation_joins_an_utterance_to_the_one_before_it(task):

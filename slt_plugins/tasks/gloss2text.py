@@ -28,7 +28,7 @@ from omegaconf import II, MISSING
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.data.subword_sampling import UnigramSegmentSampler
 from slt_plugins.data.video_transforms import item_rng
-from slt_plugins.tasks.bf16_autocast import Bf16Autocast, Bf16AutocastConfig, warn_if_slow
+from slt_plugins.tasks.bf16_autocast import Bf16Autocast, Bf16AutocastConfig
 from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConfig
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,6 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
 
     def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
         super().__init__(cfg)
-        warn_if_slow(cfg)
         self.gloss_dict = gloss_dict
         self.text_dict = text_dict
         self.text_bpe = encoders.build_bpe(Namespace(bpe="sentencepiece", sentencepiece_model=spm_model))
