@@ -190,9 +190,13 @@ def test_bf16_autocast_is_switched_off_where_the_cpu_multiplies_bfloat16_slower(
     assert bf16_autocast.cpu_bf16_is_faster() is True
 
 
-def test_the_cpu_product_timer_times_both_types():
+def test_the_cpu_product_timer_times_both_types_and_leaves_the_global_random_stream_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
     fp32, bf16 = bf16_autocast.time_cpu_products(shape=(64, 32, 128), repeats=2)
     assert 0 < fp32 < 1000 and 0 < bf16 < 1000
+    assert torch.equal(torch.rand(3), expected)  # the probe runs inside a seeded training's first step
 
 
 def test_context_concatenation_joins_an_utterance_to_the_one_before_it(task):
