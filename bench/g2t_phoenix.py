@@ -67,6 +67,23 @@ def training_summary(log: str) -> dict:
             "best_greedy_dev_bleu": max(bleus) if bleus else None}
 
 
+def planned_epochs(args) -> int:
+    """The epochs our recipe's schedule decays over: --epochs, else the config's max_epoch."""
+    from omegaconf import OmegaConf
+
+    return args.epochs or OmegaConf.load(os.path.join(CONFIGS, "g2t_scratch.yaml")).optimization.max_epoch
+
+
+def schedule_cut_short(trained: int, planned: int):
+    """A warning where the time budget stopped our recipe before its schedule's last epoch (its learning rate then
+    never reached zero, and the figure is not the recipe's), else None."""
+    if trained >= planned:
+        return None
+    return (f"ours stopped at epoch {trained} of the {planned} its schedule decays over: this CPU trains fewer "
+            f"epochs in the budget, so the learning rate never reached zero; run again with --epochs "
+            f"{max(1, trained - 1)} (python bench/g2t_train_speed.py gives the seconds per update)")
+
+
 def score(gen_out: str) -> dict:
     """slt-score's figures (BLEU-1..4, ROUGE-L under sacrebleu's 13a and 'none') of the --lenpen 1 1-best, and
     slt-tune-lenpen's: the same of the 1-best under the cross-fitted length penalty (also written beside)."""
@@ -215,6 +232,10 @@ def report(args, results):
                 ours, theirs = pick(scored)["13a"]["bleu4"], pick(base)["13a"]["bleu4"]
                 print(f"  ours ({name}) − baseline, {how}: {ours - theirs:+.2f} BLEU-4 (13a) = "
                       f"{ours / theirs:.3f}× the baseline")
+    if "ours" in results:
+        warning = schedule_cut_short(results["ours"]["epochs"], planned_epochs(args))
+        if warning:
+            print(f"  WARNING: {warning}")
     first = next(iter(results.values()))["checkpoints"]["best"]["scores"]
     print(f"  signatures: {first['13a']['signature']}; {first['none']['signature']}")
 
