@@ -19,21 +19,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-sys.path.insert(0, REPO)
+sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 
-
-def run(cmd, log, threads, append=False):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    with open(log, "a" if append else "w") as f:
-        proc = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} … failed (exit {proc.returncode}); see {log}")
+from g2t_phoenix import run  # noqa: E402  (one way of running a step and reporting its log where it fails)
 
 
 def train_and_score(args, name, overrides, seed):
@@ -55,7 +48,7 @@ def train_and_score(args, name, overrides, seed):
         run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
              os.path.join(save, "checkpoint_avg5.pt")], os.path.join(save, "average.log"), args.threads)
         checkpoints["avg5"] = os.path.join(save, "checkpoint_avg5.pt")
-    except RuntimeError:  # fewer than 5 epochs kept (a short schedule): the best checkpoint alone
+    except SystemExit:  # fewer than 5 epochs kept (a short schedule): the best checkpoint alone
         pass
     for which, path in checkpoints.items():
         gen = os.path.join(save, f"dev.{which}.gen")

@@ -30,6 +30,16 @@ def run_script(name, *args, check=True, cwd=REPO, timeout=600):
     return proc
 
 
+def load_bench(name):
+    """A script of bench/ as a module (bench/ is no package), for testing its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "bench", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_demo_bin(root):
     """A tiny generated demo corpus (12/4/5 clips of 32×32 frames) binarised into ``root/bin``; returns that path."""
     from tools.binarise import main as binarise_main

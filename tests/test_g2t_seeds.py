@@ -1,6 +1,5 @@
 """bench/g2t_seeds.py: variants × seeds of the from-scratch recipe, summarised as means against the first variant."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -8,19 +7,12 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, load_bench, run_script
 from test_fairseq_cli import write_toy_corpus
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("g2t_seeds", os.path.join(REPO, "bench", "g2t_seeds.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_summary_means_sd_and_the_difference_from_the_first_variant():
-    bench = load_bench()
+    bench = load_bench("g2t_seeds")
     runs = [{"variant": v, "seed": s, "best": {"bleu4": b, "length_ratio": 0.9}} for v, s, b in
             [("base", 1, 24.0), ("base", 2, 25.0), ("drop", 1, 25.0), ("drop", 2, 26.0), ("drop", 3, 27.0)]]
     runs[0]["avg5"] = {"bleu4": 20.0, "length_ratio": 1.0}
@@ -37,7 +29,7 @@ def test_summary_means_sd_and_the_difference_from_the_first_variant():
 
 
 def test_a_variant_without_key_value_overrides_is_refused_with_the_form():
-    bench = load_bench()
+    bench = load_bench("g2t_seeds")
     assert bench.parse_variants([]) == [("recipe", [])]
     with pytest.raises(SystemExit, match="Hydra overrides KEY=VALUE"):
         bench.parse_variants([["base"], ["drop", "dropout"]])
