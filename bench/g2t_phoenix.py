@@ -69,9 +69,7 @@ def training_summary(log: str) -> dict:
 
 def planned_epochs(args) -> int:
     """The epochs our recipe's schedule decays over: --epochs, else the config's max_epoch."""
-    from omegaconf import OmegaConf
-
-    return args.epochs or OmegaConf.load(os.path.join(CONFIGS, "g2t_scratch.yaml")).optimization.max_epoch
+    return args.epochs or recipe_config().optimization.max_epoch
 
 
 def schedule_cut_short(trained: int, planned: int):
@@ -99,31 +97,45 @@ def score(gen_out: str) -> dict:
                        "scores": score_each(refs, tuned["cross_fitted"])}}
 
 
-def train_ours(args, work):
+def recipe_config():
+    """configs/phoenix-2014t/g2t_scratch.yaml as OmegaConf reads it."""
     from omegaconf import OmegaConf
 
+    return OmegaConf.load(os.path.join(CONFIGS, "g2t_scratch.yaml"))
+
+
+def train_average_decode(data, save, overrides, threads, beam, config_dir=CONFIGS, config_name="g2t_scratch"):
+    """fairseq-hydra-train of the recipe (with ``overrides``) into ``save``, the last 5 epochs averaged (where 5 were
+    kept), and dev decoded with ``beam`` (n-best) from the best and the averaged checkpoint: {name: output path}."""
+    os.makedirs(save, exist_ok=True)
+    run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", config_dir, "--config-name", config_name,
+         f"task.data={os.path.abspath(data)}", f"checkpoint.save_dir={save}", *overrides],
+        os.path.join(save, "train.log"), threads)
+    checkpoints = ["best"]
+    try:  # also scored: the weights of the last 5 epochs, averaged
+        run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
+             os.path.join(save, "checkpoint_avg5.pt")], os.path.join(save, "average.log"), threads)
+        checkpoints.append("avg5")
+    except SystemExit:  # fewer than 5 epochs kept (a short schedule): the best checkpoint alone
+        pass
+    gens = {name: os.path.join(save, f"dev.{name}.gen") for name in checkpoints}
+    for name, gen in gens.items():
+        run([os.path.join(BIN, "fairseq-generate"), data, "--user-dir", "slt_plugins", "--task", "gloss2text",
+             "--path", os.path.join(save, f"checkpoint_{name}.pt"), "--gen-subset", "dev", "--beam", str(beam),
+             "--nbest", str(beam), "--batch-size", "64", "--num-workers", "0", "--scoring", "sacrebleu"],
+            gen, threads)
+    return gens
+
+
+def train_ours(args, work):
     from slt_plugins.data.manifest import read_manifest
 
     save = os.path.join(work, "ours")
-    os.makedirs(save, exist_ok=True)
-    overrides = []
+    overrides = [f"optimization.stop_time_hours={args.minutes / 60}", f"common.seed={args.seed}"]
     if args.epochs:  # the schedule decays to zero at max_update: move both
-        batch_size = OmegaConf.load(os.path.join(CONFIGS, "g2t_scratch.yaml")).dataset.batch_size
-        batches = -(-len(read_manifest(os.path.join(args.data, "train.tsv"))) // batch_size)
-        overrides = [f"optimization.max_epoch={args.epochs}", f"optimization.max_update={args.epochs * batches}"]
-    run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", CONFIGS, "--config-name", "g2t_scratch",
-         f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}",
-         f"optimization.stop_time_hours={args.minutes / 60}", f"common.seed={args.seed}", *overrides, *args.set],
-        os.path.join(save, "train.log"), args.threads)
-    # also scored: the weights of the last 5 epochs, averaged
-    run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
-         os.path.join(save, "checkpoint_avg5.pt")], os.path.join(save, "average.log"), args.threads)
-    gens = {name: os.path.join(save, f"dev.{name}.gen") for name in ("best", "avg5")}
-    for name, gen in gens.items():
-        run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
-             "--path", os.path.join(save, f"checkpoint_{name}.pt"), "--gen-subset", "dev", "--beam", str(args.beam),
-             "--nbest", str(args.beam), "--batch-size", "64", "--num-workers", "0"], gen, args.threads)
-    return save, gens
+        batches = -(-len(read_manifest(os.path.join(args.data, "train.tsv"))) // recipe_config().dataset.batch_size)
+        overrides += [f"optimization.max_epoch={args.epochs}", f"optimization.max_update={args.epochs * batches}"]
+    return save, train_average_decode(args.data, save, [*overrides, *args.set], args.threads, args.beam)
 
 
 def train_baseline(args, work):

@@ -23,10 +23,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 
-from g2t_phoenix import run  # noqa: E402  (one way of running a step and reporting its log where it fails)
+from g2t_phoenix import train_average_decode  # noqa: E402  (the phoenix bench's steps for our recipe)
 
 
 def train_and_score(args, name, overrides, seed):
@@ -38,24 +37,11 @@ def train_and_score(args, name, overrides, seed):
     if os.path.isfile(done):
         with open(done) as f:
             return json.load(f)
-    os.makedirs(save, exist_ok=True)
-    run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", args.config_dir, "--config-name", args.config_name,
-         f"task.data={os.path.abspath(args.data)}", f"checkpoint.save_dir={save}", f"common.seed={seed}",
-         *args.set, *overrides], os.path.join(save, "train.log"), args.threads)
+    gens = train_average_decode(args.data, save, [f"common.seed={seed}", *args.set, *overrides], args.threads,
+                                args.beam, args.config_dir, args.config_name)
     result = {"variant": name, "seed": seed, "overrides": overrides}
-    checkpoints = {"best": os.path.join(save, "checkpoint_best.pt")}
-    try:
-        run([os.path.join(BIN, "slt-average-checkpoints"), "--dir", save, "--last", "5", "--out",
-             os.path.join(save, "checkpoint_avg5.pt")], os.path.join(save, "average.log"), args.threads)
-        checkpoints["avg5"] = os.path.join(save, "checkpoint_avg5.pt")
-    except SystemExit:  # fewer than 5 epochs kept (a short schedule): the best checkpoint alone
-        pass
-    for which, path in checkpoints.items():
-        gen = os.path.join(save, f"dev.{which}.gen")
-        run([os.path.join(BIN, "fairseq-generate"), args.data, "--user-dir", "slt_plugins", "--task", "gloss2text",
-             "--path", path, "--gen-subset", "dev", "--beam", str(args.beam), "--batch-size", "64",
-             "--num-workers", "0", "--scoring", "sacrebleu"], gen, args.threads)
-        refs, hyps = read_generate_output(gen)
+    for which, gen in gens.items():
+        refs, hyps = read_generate_output(gen)  # the first of each n-best: the lenpen-1 1-best
         scored = score(refs, hyps, "13a", False)
         words = sum(len(r.split()) for r in refs)
         result[which] = {"bleu4": scored["bleu4"], "bleu1": scored["bleu1"], "rouge_l": scored["rouge_l"],
