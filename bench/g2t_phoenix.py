@@ -18,7 +18,12 @@ The figure is BLEU-4 on dev (the shared data has no test split), printed for bot
 ratio. For ours, the average of the last 5 epochs (``slt-average-checkpoints``) is scored as well. Outputs, logs
 and checkpoints stay in ``--work``.
 
-    python bench/g2t_phoenix.py [--minutes 60] [--threads 2] [--parallel] [--epochs N] [--seed 1]
+Our recipe's learning rate decays to zero at its last epoch, so its epochs are fixed before it starts. By default
+(``--epochs auto``) the bench first times 60 of its updates on this machine, in as many processes as will train side
+by side, and plans as many epochs as fill 92 % of the budget, at most the config's: how many fit depends on the CPU
+(bfloat16 with AMX or float32 without), and a schedule the budget cuts short never reaches its low learning rates.
+
+    python bench/g2t_phoenix.py [--minutes 60] [--threads 2] [--parallel] [--epochs auto|N] [--seed 1]
                                 [--systems ours baseline]
 """
 
@@ -68,8 +73,56 @@ def training_summary(log: str) -> dict:
 
 
 def planned_epochs(args) -> int:
-    """The epochs our recipe's schedule decays over: --epochs, else the config's max_epoch."""
-    return args.epochs or recipe_config().optimization.max_epoch
+    """The epochs our recipe's schedule decays over: --epochs (once ``auto`` is resolved), else the config's."""
+    return args.epochs if isinstance(args.epochs, int) and args.epochs else recipe_config().optimization.max_epoch
+
+
+def epochs_arg(value: str):
+    """--epochs: a positive number, or ``auto`` (as many as this machine trains in the budget, timed first)."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--epochs {value!r}: give a positive number of epochs, or auto")
+    return int(value)
+
+
+def batches_per_epoch(data: str) -> int:
+    from slt_plugins.data.manifest import read_manifest
+
+    return -(-len(read_manifest(os.path.join(data, "train.tsv"))) // recipe_config().dataset.batch_size)
+
+
+def fit_epochs(budget_seconds: float, batches: int, seconds_per_update: float, cap: int, share=0.92) -> int:
+    """The most epochs whose updates fill ``share`` of the budget, at least 1 and at most ``cap`` (the config's: more
+    were never tuned). The rest is for what is not an update (start-up, dev decoding, checkpoint saves) and for the
+    timed sample's error: 60 updates timed at 418 ms here, 28 epochs then ran at 446 ms per update all in."""
+    return max(1, min(cap, int(share * budget_seconds / (batches * seconds_per_update))))
+
+
+def time_updates(args, copies: int, warmup=10, updates=60) -> float:
+    """Wall seconds per update of our recipe on this machine (the batches' loading included), timed by
+    bench/g2t_train_speed.py with the task deciding bf16 as in a real run, in ``copies`` processes at once (as many
+    as will train side by side, so that they share the machine as the run will): the slowest."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    logs, procs = [], []
+    for i in range(copies):
+        save = os.path.join(args.work, f"time_updates{i}")
+        os.makedirs(save, exist_ok=True)
+        logs.append(open(os.path.join(save, "child.log"), "w+"))
+        cmd = [sys.executable, os.path.join(REPO, "bench", "g2t_train_speed.py"), "--child", "--probe",
+               "--data", args.data, "--warmup", str(warmup), "--updates", str(updates), "--save-dir", save, "--",
+               f"common.seed={args.seed}", *args.set]
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+    seconds = []
+    for proc, log in zip(procs, logs):
+        proc.wait()
+        log.seek(0)
+        results = [line for line in log.read().splitlines() if line.startswith("RESULT ")]
+        if not results:
+            raise SystemExit(f"timing our recipe's updates failed (exit {proc.returncode}); see {log.name}")
+        seconds.append(json.loads(results[-1][len("RESULT "):])["wall_seconds_per_update"])
+        log.close()
+    return max(seconds)
 
 
 def schedule_cut_short(trained: int, planned: int):
@@ -128,13 +181,11 @@ def train_average_decode(data, save, overrides, threads, beam, config_dir=CONFIG
 
 
 def train_ours(args, work):
-    from slt_plugins.data.manifest import read_manifest
-
     save = os.path.join(work, "ours")
     overrides = [f"optimization.stop_time_hours={args.minutes / 60}", f"common.seed={args.seed}"]
     if args.epochs:  # the schedule decays to zero at max_update: move both
-        batches = -(-len(read_manifest(os.path.join(args.data, "train.tsv"))) // recipe_config().dataset.batch_size)
-        overrides += [f"optimization.max_epoch={args.epochs}", f"optimization.max_update={args.epochs * batches}"]
+        overrides += [f"optimization.max_epoch={args.epochs}",
+                      f"optimization.max_update={args.epochs * batches_per_epoch(args.data)}"]
     return save, train_average_decode(args.data, save, [*overrides, *args.set], args.threads, args.beam)
 
 
@@ -182,8 +233,9 @@ def main():
     p.add_argument("--minutes", type=float, default=60, help="training budget of each system, wall clock")
     p.add_argument("--max-epoch", type=int, default=200,
                    help="epoch cap of the baseline, whose schedule has no end (ours: the config's)")
-    p.add_argument("--epochs", type=int, default=0,
-                   help="epochs of our recipe (default: the config's; fewer where the budget is shorter)")
+    p.add_argument("--epochs", type=epochs_arg, default="auto",
+                   help="epochs of our recipe's schedule, or auto (default): its updates timed here first, as many "
+                        "epochs as fill 92%% of --minutes, at most the config's")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="further Hydra overrides of our recipe, e.g. task.gloss_dropout=0.1")
     p.add_argument("--threads", type=int, default=2, help="CPU threads of each run")
@@ -198,6 +250,14 @@ def main():
         run([os.path.join(BIN, "slt-binarise"), "phoenix-2014t", "--annotations", args.annotations, "--out",
              args.data], os.path.join(args.work + ".binarise.log"), args.threads)
     os.makedirs(args.work, exist_ok=True)
+    if args.epochs == "auto":
+        args.epochs = 0
+        if "ours" in args.systems:
+            args.seconds_per_update = time_updates(args, len(args.systems) if args.parallel else 1)
+            args.epochs = fit_epochs(args.minutes * 60, batches_per_epoch(args.data), args.seconds_per_update,
+                                     recipe_config().optimization.max_epoch)
+            print(f"ours: {args.seconds_per_update * 1000:.0f} ms per update here → --epochs {args.epochs} in "
+                  f"{args.minutes:g} min", flush=True)
 
     def one(system):
         started = time.time()

@@ -36,22 +36,25 @@ def child(args):
     from fairseq.trainer import Trainer
     from fairseq_cli.hydra_train import cli_main
 
-    original, times = Trainer.train_step, []
+    original, times, starts = Trainer.train_step, [], []
 
     def timed_step(self, samples, raise_oom=False):
-        started = time.perf_counter()
+        starts.append(time.perf_counter())
         out = original(self, samples, raise_oom)
-        times.append(time.perf_counter() - started)
+        times.append(time.perf_counter() - starts[-1])
         if len(times) == args.warmup + args.updates:
-            timed = times[args.warmup:]
-            print("RESULT " + json.dumps({"seconds_per_update": sum(timed) / len(timed)}), flush=True)
+            timed = times[args.warmup:]  # and wall: with the batches' loading between the steps, as in training
+            wall = (time.perf_counter() - starts[args.warmup]) / args.updates
+            print("RESULT " + json.dumps({"seconds_per_update": sum(timed) / len(timed),
+                                          "wall_seconds_per_update": wall}), flush=True)
             os._exit(0)  # the measurement is taken: no checkpoint, no validation
         return out
 
     Trainer.train_step = timed_step
     from slt_plugins.tasks import bf16_autocast
 
-    bf16_autocast.cpu_bf16_is_faster = lambda: True  # time bfloat16 where the task would switch it off, too
+    if not args.probe:  # time bfloat16 where the task would switch it off, too
+        bf16_autocast.cpu_bf16_is_faster = lambda: True
     sys.argv = ["fairseq-hydra-train", "--config-dir", os.path.join(REPO, "configs", "phoenix-2014t"),
                 "--config-name", "g2t_scratch", f"task.data={os.path.abspath(args.data)}",
                 f"checkpoint.save_dir={args.save_dir}", "dataset.validate_after_updates=1000000",
@@ -66,6 +69,7 @@ def main():
     p.add_argument("--updates", type=int, default=100, help="timed updates per variant")
     p.add_argument("--warmup", type=int, default=20, help="untimed updates first")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)  # child: bf16 as a real run decides it
     p.add_argument("--save-dir", help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args()

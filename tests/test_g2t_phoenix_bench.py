@@ -1,8 +1,11 @@
-"""bench/g2t_phoenix.py's check that the time budget let our recipe's schedule finish."""
+"""bench/g2t_phoenix.py: planning our recipe's epochs from the time budget, and checking that the schedule finished."""
 
-from argparse import Namespace
+from argparse import ArgumentTypeError, Namespace
 
-from conftest import load_bench
+import pytest
+
+from conftest import load_bench, run_script
+from test_fairseq_cli import write_toy_corpus
 
 
 def test_a_schedule_cut_short_by_the_budget_is_reported_with_the_epochs_to_pass():
@@ -12,3 +15,30 @@ def test_a_schedule_cut_short_by_the_budget_is_reported_with_the_epochs_to_pass(
     assert "epoch 21 of the 50" in warning and "--epochs 20" in warning
     assert bench.planned_epochs(Namespace(epochs=28)) == 28
     assert bench.planned_epochs(Namespace(epochs=0)) == 50  # the config's max_epoch
+
+
+def test_auto_epochs_fill_the_budget_from_the_timed_update_and_never_pass_the_config():
+    bench = load_bench("g2t_phoenix")
+    # 55 min, 222 batches, 0.447 s per update (a CPU without AMX): 92 % of 3300 s / 99.2 s per epoch = 30.6
+    assert bench.fit_epochs(55 * 60, 222, 0.447, cap=50) == 30
+    assert bench.fit_epochs(55 * 60, 222, 0.1, cap=50) == 50  # a fast machine: the config's, never more
+    assert bench.fit_epochs(60, 222, 0.447, cap=50) == 1  # a budget below one epoch still trains one
+    assert bench.epochs_arg("auto") == "auto" and bench.epochs_arg("28") == 28
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(ArgumentTypeError, match="positive number of epochs, or auto"):
+            bench.epochs_arg(bad)
+
+
+def test_the_update_timing_runs_the_recipe_in_as_many_processes_as_asked(tmp_path):
+    """Two timing processes at once on a toy corpus and a toy-sized recipe: a positive time, their logs kept."""
+    write_toy_corpus(tmp_path / "corpus.tsv", n_train=64, n_dev=5)
+    data = tmp_path / "bin"
+    run_script("slt-binarise", "tsv", "--manifest", tmp_path / "corpus.tsv", "--out", data, "--text-vocab-size", "40")
+    shrink = [f"model.{side}_{k}={v}" for side in ("encoder", "decoder")
+              for k, v in (("layers", 1), ("embed_dim", 32), ("ffn_embed_dim", 64), ("attention_heads", 2))]
+    args = Namespace(data=str(data), work=str(tmp_path / "work"), threads=1, seed=1,
+                     set=[*shrink, "dataset.batch_size=8"])
+    seconds = load_bench("g2t_phoenix").time_updates(args, copies=2, warmup=2, updates=3)
+    assert 0 < seconds < 5
+    for i in (0, 1):
+        assert "RESULT " in (tmp_path / "work" / f"time_updates{i}" / "child.log").read_text()
