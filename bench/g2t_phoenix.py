@@ -39,7 +39,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 CONFIGS = os.path.join(REPO, "configs", "phoenix-2014t")
-sys.path.insert(0, REPO)
+sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]  # the repo, and bench/ for g2t_train_speed
 
 BASELINE_ARGS = [
     "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
@@ -74,7 +74,7 @@ def training_summary(log: str) -> dict:
 
 def planned_epochs(args) -> int:
     """The epochs our recipe's schedule decays over: --epochs (once ``auto`` is resolved), else the config's."""
-    return args.epochs if isinstance(args.epochs, int) and args.epochs else recipe_config().optimization.max_epoch
+    return args.epochs or recipe_config().optimization.max_epoch
 
 
 def epochs_arg(value: str):
@@ -104,25 +104,25 @@ def time_updates(args, copies: int, warmup=10, updates=60) -> float:
     by bench/g2t_train_speed.py from timed updates and their batches' lengths, with the task deciding bf16 as in a
     real run, in ``copies`` processes at once (as many as will train side by side, so that they share the machine as
     the run will): the slowest."""
+    from g2t_train_speed import child_command, read_result
+
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     logs, procs = [], []
     for i in range(copies):
         save = os.path.join(args.work, f"time_updates{i}")
         os.makedirs(save, exist_ok=True)
         logs.append(open(os.path.join(save, "child.log"), "w+"))
-        cmd = [sys.executable, os.path.join(REPO, "bench", "g2t_train_speed.py"), "--child", "--probe",
-               "--data", args.data, "--warmup", str(warmup), "--updates", str(updates), "--save-dir", save, "--",
-               f"common.seed={args.seed}", *args.set]
+        cmd = child_command(args.data, save, warmup, updates, [f"common.seed={args.seed}", *args.set], probe=True)
         procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
     seconds = []
     for proc, log in zip(procs, logs):
         proc.wait()
         log.seek(0)
-        results = [line for line in log.read().splitlines() if line.startswith("RESULT ")]
-        if not results:
-            raise SystemExit(f"timing our recipe's updates failed (exit {proc.returncode}); see {log.name}")
-        seconds.append(json.loads(results[-1][len("RESULT "):])["epoch_wall_seconds_per_update"])
+        result = read_result(log.read())
         log.close()
+        if result is None:
+            raise SystemExit(f"timing our recipe's updates failed (exit {proc.returncode}); see {log.name}")
+        seconds.append(result["epoch_wall_seconds_per_update"])
     return max(seconds)
 
 

@@ -46,20 +46,34 @@ def epoch_update_seconds(times, tokens, items, item_tokens) -> float:
     return float(times.mean() + slope * (mean_batch - tokens.mean()))
 
 
+def child_command(data, save_dir, warmup, updates, overrides, probe=False):
+    """The command line of one timing child: the recipe with ``overrides``, ``updates`` timed after ``warmup``; with
+    ``probe`` the task decides bf16 as a real run does."""
+    return [sys.executable, os.path.abspath(__file__), "--child", *(["--probe"] if probe else []), "--data", data,
+            "--warmup", str(warmup), "--updates", str(updates), "--save-dir", save_dir, "--", *overrides]
+
+
+def read_result(output: str):
+    """The figures a child printed (its last ``RESULT`` line) as a dict, or None where it printed none."""
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT "):]) if lines else None
+
+
 def child(args):
     """Train with the given overrides; print the timed updates' mean seconds (and the epoch's estimate) as JSON."""
     import numpy as np
     from fairseq.trainer import Trainer
     from fairseq_cli.hydra_train import cli_main
 
-    original, times, starts, tokens, items = Trainer.train_step, [], [], [], []
+    original, times, starts, tokens, items, sizes = Trainer.train_step, [], [], [], [], []
 
     def timed_step(self, samples, raise_oom=False):
-        train = self.task.dataset("train")  # unjoined sizes where concatenation joins items (TextPairs)
-        sizes = (np.asarray(getattr(train, "own_src_sizes", train.src_sizes))
-                 + np.asarray(getattr(train, "own_tgt_sizes", train.tgt_sizes)))
+        if not sizes:  # each item's source + target tokens, once; unjoined where concatenation joins (TextPairs)
+            train = self.task.dataset("train")
+            sizes.append(np.asarray(getattr(train, "own_src_sizes", train.src_sizes))
+                         + np.asarray(getattr(train, "own_tgt_sizes", train.tgt_sizes)))
         ids = np.concatenate([s["id"].numpy() for s in samples if s])
-        tokens.append(int(sizes[ids].sum()))
+        tokens.append(int(sizes[0][ids].sum()))
         items.append(len(ids))
         starts.append(time.perf_counter())
         out = original(self, samples, raise_oom)
@@ -67,7 +81,7 @@ def child(args):
         if len(times) == args.warmup + args.updates:
             timed = times[args.warmup:]  # and wall: with the batches' loading between the steps, as in training
             wall = (time.perf_counter() - starts[args.warmup]) / args.updates
-            epoch = epoch_update_seconds(timed, tokens[args.warmup:], items[args.warmup:], sizes)
+            epoch = epoch_update_seconds(timed, tokens[args.warmup:], items[args.warmup:], sizes[0])
             print("RESULT " + json.dumps({"seconds_per_update": sum(timed) / len(timed),
                                           "wall_seconds_per_update": wall,
                                           "epoch_wall_seconds_per_update": epoch + wall - sum(timed) / len(timed)}),
@@ -108,14 +122,13 @@ def main():
     results = {}
     for name, overrides in VARIANTS.items():
         with tempfile.TemporaryDirectory() as save_dir:
-            cmd = [sys.executable, __file__, "--child", "--data", args.data, "--updates", str(args.updates),
-                   "--warmup", str(args.warmup), "--save-dir", save_dir, "--", *overrides]
+            cmd = child_command(args.data, save_dir, args.warmup, args.updates, overrides)
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if not lines:
+        result = read_result(proc.stdout)
+        if result is None:
             raise SystemExit(f"{name}: the training run printed no result (exit {proc.returncode}):\n"
                              f"{proc.stderr[-3000:]}")
-        results[name] = json.loads(lines[-1][len("RESULT "):])["seconds_per_update"]
+        results[name] = result["seconds_per_update"]
         print(f"  {name}: {results[name] * 1000:.0f} ms per update", flush=True)
     base = results["float32, torch dropout (baseline)"]
     print(f"\nGloss2Text from-scratch recipe, Phoenix-2014T batches of 32, {args.threads} thread(s), "

@@ -1,6 +1,5 @@
 """bench/g2t_phoenix.py: planning our recipe's epochs from the time budget, and checking that the schedule finished."""
 
-import json
 from argparse import ArgumentTypeError, Namespace
 
 import pytest
@@ -41,10 +40,9 @@ def test_the_update_timing_runs_the_recipe_in_as_many_processes_as_asked(tmp_pat
                      set=[*shrink, "dataset.batch_size=8"])
     seconds = load_bench("g2t_phoenix").time_updates(args, copies=2, warmup=2, updates=3)
     assert 0 < seconds < 5
-    for i in (0, 1):
-        result = [x for x in (tmp_path / "work" / f"time_updates{i}" / "child.log").read_text().splitlines()
-                  if x.startswith("RESULT ")]
-        assert len(result) == 1 and json.loads(result[0][7:])["epoch_wall_seconds_per_update"] <= seconds
+    speed = load_bench("g2t_train_speed")
+    each = [speed.read_result((tmp_path / "work" / f"time_updates{i}" / "child.log").read_text()) for i in (0, 1)]
+    assert seconds == max(r["epoch_wall_seconds_per_update"] for r in each)  # the slower of the two copies
 
 
 def test_the_epoch_estimate_reads_a_line_fitted_to_the_timed_batches_at_the_epochs_mean_batch():
