@@ -3,8 +3,10 @@
 import logging
 from argparse import Namespace
 
+import numpy as np
 import pytest
 import torch
+from fairseq.data import LanguagePairDataset
 
 import slt_plugins  # noqa: F401
 from conftest import run_script
@@ -75,6 +77,7 @@ def test_text_sampling_cuts_training_targets_anew_and_keeps_their_words(task):
         train.set_epoch(epoch)
         for i in range(len(train)):
             reads[i].append(train[i]["target"])
+            assert train.tgt_sizes[i] == len(reads[i][-1])  # batching reads this epoch's cut, not the best one
     cuts_seen = 0
     for i in range(len(train)):
         best = plain[i]["target"]
@@ -83,7 +86,6 @@ def test_text_sampling_cuts_training_targets_anew_and_keeps_their_words(task):
             assert ids[-2] == sampled.text_dict.eos() and ids[-1] == sampled.target_lang_id
             assert bpe.decode(sampled.text_dict.string(ids[:-2])) == bpe.decode(task.text_dict.string(best[:-2]))
         cuts_seen += len({tuple(r.tolist()) for r in reads[i]}) > 1
-        assert train.tgt_sizes[i] == len(best)  # batching reads the best segmentation's length
     assert cuts_seen > len(train) // 2
     # a cut depends on the epoch, not on the read: dev and unsampled training targets must not move across epochs
     task.load_dataset("dev")
@@ -111,6 +113,30 @@ def test_text_sampling_repeats_with_the_seed(task):
     assert first == targets(1, 3, order[::-1])
     assert first != targets(2, 3, order)
     assert first != targets(1, 4, order)
+
+
+def test_training_batches_sort_by_the_epochs_target_lengths(task):
+    """Sampled cuts and joined items change the lengths each epoch; training batches are made from those lengths,
+    target first (the dearer side to pad), so a batch's targets are padded little; dev keeps fairseq's order."""
+    t = Gloss2TextTask.setup_task(Gloss2TextConfig(data=task.cfg.data, text_sampling_alpha=0.1,
+                                                   context_concat_prob=0.5, seed=1))
+    t.load_dataset("train")
+    t.load_dataset("dev")
+    train = t.datasets["train"]
+    assert not train.can_reuse_epoch_itr_across_epochs
+    for epoch in (1, 2):
+        train.set_epoch(epoch)
+        order = train.ordered_indices()
+        assert sorted(order.tolist()) == list(range(len(train)))
+        lengths = [len(train[i]["target"]) for i in order]
+        assert lengths == sorted(lengths) and lengths == train.tgt_sizes[order].tolist()
+        def target_padding(indices):
+            batches = train.batch_by_size(indices, max_sentences=4)
+            return sum(len(b) * train.tgt_sizes[b].max() - train.tgt_sizes[b].sum() for b in batches)
+
+        assert target_padding(order) <= target_padding(LanguagePairDataset.ordered_indices(train))
+    dev = t.datasets["dev"]
+    assert dev.ordered_indices().tolist() == np.lexsort((dev.tgt_sizes, dev.src_sizes)).tolist()
 
 
 def _tiny_translator(task):

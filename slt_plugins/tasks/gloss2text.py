@@ -19,96 +19,21 @@ import os
 from argparse import Namespace
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-from fairseq.data import Dictionary, LanguagePairDataset, encoders
+from fairseq.data import Dictionary, encoders
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.data.subword_sampling import UnigramSegmentSampler
-from slt_plugins.data.video_transforms import item_rng
+from slt_plugins.data.text_pairs import SampledTargets, TextPairs
 from slt_plugins.tasks.bf16_autocast import Bf16Autocast, Bf16AutocastConfig
 from slt_plugins.tasks.validation_bleu import ValidationBleu, ValidationBleuConfig
 
 logger = logging.getLogger(__name__)
 
-#: the random stream of concatenation decisions, apart from the sampler's draws for the same (seed, epoch, item)
-CONCAT_STREAM = 1
-
 #: default (sign, spoken) language tags by the ``language`` that slt-binarise wrote into meta.json
 LANGUAGE_TAGS = {"de": ("de_DGS", "de_DE"), "zh": ("zh_CSL", "zh_CN"), "en": ("en_ASL", "en_XX")}
-
-
-class SampledTargets:
-    """Training targets cut anew in every epoch by :class:`UnigramSegmentSampler`; LanguagePairDataset indexes it as
-    it would a list. A cut is a function of (seed, epoch, sentence), so a seeded training repeats exactly. A cut
-    holding a piece the dictionary lacks (one the training text's best segmentations never used, which would be
-    learnt as <unk>) gives way to the best segmentation. Batching uses the best segmentation's lengths, which sampled
-    cuts differ from by a few pieces."""
-
-    def __init__(self, texts, best, sampler: UnigramSegmentSampler, text_dict: Dictionary, lang_id: int, seed: int):
-        self.texts, self.best, self.sampler, self.seed = texts, best, sampler, seed
-        pieces = (sampler.sp.id_to_piece(i) for i in range(sampler.sp.get_piece_size()))
-        self.piece_to_token = torch.LongTensor([text_dict.index(p) for p in pieces])
-        self.tail = torch.LongTensor([text_dict.eos(), lang_id])  # as encode_text ends a sentence
-        self.unk = text_dict.unk()
-        self.epoch = 1
-
-    def set_epoch(self, epoch: int):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.texts)
-
-    def __getitem__(self, index):
-        pieces = self.sampler.sample(self.texts[index], item_rng(self.seed, self.epoch, index))
-        ids = torch.cat([self.piece_to_token[pieces], self.tail])
-        return self.best[index] if (ids == self.unk).any() else ids
-
-
-class TextPairs(LanguagePairDataset):
-    """LanguagePairDataset that passes the epoch on to sampled targets and, in training, may join an utterance to
-    the one before it in the same recording (``--context-concat-prob``): glosses after glosses, text after text, one
-    longer example of signed discourse (concatenation augmentation). Which items are joined is drawn per epoch from
-    (seed, epoch, item), as the sampled cuts are; the sizes fairseq batches by are the joined ones, and batches are
-    made anew each epoch, so a joined item shares its batch with items of its length rather than doubling the
-    padding of 31 short ones."""
-
-    def __init__(self, *args, predecessors=None, concat_prob=0.0, seed=1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.concat_prob, self.seed = concat_prob, seed
-        self.predecessors = np.asarray(predecessors if predecessors is not None else [-1] * len(self), dtype=np.int64)
-        self.own_src_sizes, self.own_tgt_sizes = self.src_sizes.copy(), self.tgt_sizes.copy()
-        self.joined = np.zeros(len(self), dtype=bool)
-        self.set_epoch(1)
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return self.concat_prob == 0  # else the sizes change with the epoch
-
-    def set_epoch(self, epoch):
-        super().set_epoch(epoch)
-        if isinstance(self.tgt, SampledTargets):
-            self.tgt.set_epoch(epoch)
-        if self.concat_prob > 0:
-            has = np.flatnonzero(self.predecessors >= 0)
-            draws = np.array([item_rng(self.seed, epoch, i, CONCAT_STREAM).random() for i in has])
-            self.joined[:] = False
-            self.joined[has[draws < self.concat_prob]] = True
-            before = self.predecessors[self.joined]
-            # the first utterance's </s> and language token give way to the second's
-            self.src_sizes, self.tgt_sizes = self.own_src_sizes.copy(), self.own_tgt_sizes.copy()
-            self.src_sizes[self.joined] += self.own_src_sizes[before] - 2
-            self.tgt_sizes[self.joined] += self.own_tgt_sizes[before] - 2
-
-    def __getitem__(self, index):
-        item = super().__getitem__(index)
-        if self.joined[index]:
-            first = super().__getitem__(self.predecessors[index])
-            item = dict(item, source=torch.cat([first["source"][:-2], item["source"]]),
-                        target=torch.cat([first["target"][:-2], item["target"]]))
-        return item
 
 
 class TextPiecesOnly:
