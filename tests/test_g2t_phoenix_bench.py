@@ -2,6 +2,7 @@
 
 from argparse import ArgumentTypeError, Namespace
 
+import numpy as np
 import pytest
 
 from conftest import load_bench, run_script
@@ -19,8 +20,8 @@ def test_a_schedule_cut_short_by_the_budget_is_reported_with_the_epochs_to_pass(
 
 def test_auto_epochs_fill_the_budget_from_the_timed_update_and_never_pass_the_config():
     bench = load_bench("g2t_phoenix")
-    # 55 min, 222 batches, 0.447 s per update (a CPU without AMX): 95 % of 3300 s / 99.2 s per epoch = 31.6
-    assert bench.fit_epochs(55 * 60, 222, 0.447, cap=50) == 31
+    # 55 min, 222 batches, 0.377 s per update (a CPU without AMX): 92 % of 3300 s / 83.7 s per epoch = 36.3
+    assert bench.fit_epochs(55 * 60, 222, 0.377, cap=50) == 36
     assert bench.fit_epochs(55 * 60, 222, 0.1, cap=50) == 50  # a fast machine: the config's, never more
     assert bench.fit_epochs(60, 222, 0.447, cap=50) == 1  # a budget below one epoch still trains one
     assert bench.epochs_arg("auto") == "auto" and bench.epochs_arg("28") == 28
@@ -45,11 +46,17 @@ def test_the_update_timing_runs_the_recipe_in_as_many_processes_as_asked(tmp_pat
     assert seconds == max(r["epoch_wall_seconds_per_update"] for r in each)  # the slower of the two copies
 
 
-def test_the_epoch_estimate_reads_a_line_fitted_to_the_timed_batches_at_the_epochs_mean_batch():
+def test_the_epoch_estimate_reads_a_line_fitted_to_the_timed_batches_at_the_epochs_mean_padded_batch():
     speed = load_bench("g2t_train_speed")
-    tokens = [400, 600, 800, 1000]  # long batches timed first: 0.1 s + 0.4 ms per token
+    tokens = [400, 600, 800, 1000]  # long batches timed first: 0.1 s + 0.4 ms per padded position
     times = [0.1 + 0.0004 * t for t in tokens]
-    item_tokens = [10, 20, 30]  # the corpus: 20 tokens an item, 32 items a batch → 640 tokens
-    assert speed.epoch_update_seconds(times, tokens, [32] * 4, item_tokens) == pytest.approx(0.1 + 0.0004 * 640)
+    epoch = [500, 600, 700, 760]  # the epoch's batches: 640 padded positions on average
+    assert speed.epoch_update_seconds(times, tokens, epoch) == pytest.approx(0.1 + 0.0004 * 640)
     assert sum(times) / 4 > 0.1 + 0.0004 * 640  # what the plain mean would have said
-    assert speed.epoch_update_seconds([0.3, 0.5], [640, 640], [32, 32], item_tokens) == pytest.approx(0.4)
+    assert speed.epoch_update_seconds([0.3, 0.5], [640, 640], epoch) == pytest.approx(0.4)
+
+
+def test_a_batchs_padded_size_is_its_items_times_the_longest_source_and_target():
+    speed = load_bench("g2t_train_speed")
+    d = Namespace(src_sizes=np.array([3, 5, 4, 9]), tgt_sizes=np.array([10, 7, 12, 20]))
+    assert speed.padded_batch_tokens(d, [np.array([0, 1, 2]), np.array([3])]).tolist() == [3 * (5 + 12), 9 + 20]
