@@ -66,21 +66,21 @@ def read_result(output: str):
 
 def child(args):
     """Train with the given overrides; print the timed updates' mean seconds (and the epoch's estimate) as JSON."""
-    from fairseq.data.data_utils import numpy_seed
+    from fairseq.tasks import FairseqTask
     from fairseq.trainer import Trainer
     from fairseq_cli.hydra_train import cli_main
 
     original, times, starts, tokens, epoch_tokens = Trainer.train_step, [], [], [], []
+    make_iterator = FairseqTask.get_batch_iterator
+
+    def recording_iterator(self, dataset, *args, **kwargs):
+        """fairseq's batch iterator; the first one for the training split leaves its batches' padded sizes."""
+        iterator = make_iterator(self, dataset, *args, **kwargs)
+        if not epoch_tokens and dataset is self.datasets.get("train"):
+            epoch_tokens.extend(padded_batch_tokens(dataset, iterator.frozen_batches))
+        return iterator
 
     def timed_step(self, samples, raise_oom=False):
-        if not epoch_tokens:  # the padded size of each of this epoch's batches (its sizes: sampled cuts, joins)
-            train, cfg = self.task.dataset("train"), self.cfg.dataset
-            with numpy_seed(0):  # the order of equal sizes, which leaves the padded sizes as they are
-                order = train.ordered_indices()
-            batches = train.batch_by_size(order, max_tokens=cfg.max_tokens,
-                                          max_sentences=cfg.batch_size,
-                                          required_batch_size_multiple=cfg.required_batch_size_multiple)
-            epoch_tokens.extend(padded_batch_tokens(train, batches))
         tokens.append(sum(s["net_input"]["src_tokens"].numel() + s["target"].numel() for s in samples if s))
         starts.append(time.perf_counter())
         out = original(self, samples, raise_oom)
@@ -96,7 +96,7 @@ def child(args):
             os._exit(0)  # the measurement is taken: no checkpoint, no validation
         return out
 
-    Trainer.train_step = timed_step
+    Trainer.train_step, FairseqTask.get_batch_iterator = timed_step, recording_iterator
     from slt_plugins.tasks import bf16_autocast
 
     if not args.probe:  # time bfloat16 where the task would switch it off, too

@@ -105,8 +105,7 @@ class TextPairs(LanguagePairDataset):
         if not self.shuffle or self.buckets is not None:
             return super().ordered_indices()
         indices = np.random.permutation(len(self)).astype(np.int64)
-        indices = indices[np.argsort(self.src_sizes[indices], kind="mergesort")]
-        return indices[np.argsort(self.tgt_sizes[indices], kind="mergesort")]
+        return indices[np.lexsort((self.src_sizes[indices], self.tgt_sizes[indices]))]
 
     def __getitem__(self, index):
         item = super().__getitem__(index)
