@@ -9,7 +9,8 @@ from fairseq.modules import FairseqDropout
 
 import slt_plugins  # noqa: F401
 from conftest import run_script
-from slt_plugins.models.uniform_mask_dropout import UniformMaskDropout, use_uniform_mask_dropout
+from slt_plugins.models.uniform_mask_dropout import (UniformMaskDropout, dropped_lanes, keep_mask,
+                                                     use_uniform_mask_dropout)
 
 
 def test_keeps_each_element_with_probability_one_minus_p_and_scales_it():
@@ -72,3 +73,22 @@ def test_the_swap_keeps_each_module_p_name_and_inference_setting(retained):
     assert all(type(m) is UniformMaskDropout and m.apply_during_inference == retained
                for m in layer.modules() if isinstance(m, FairseqDropout))
     assert use_uniform_mask_dropout(layer) == 0  # swapped once
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_masks_of_any_size_drop_each_element_alone_with_probability_p(p):
+    torch.manual_seed(1)
+    mask = keep_mask((7, 33, 1001), p)  # 231231 elements: not a whole number of 64-bit draws
+    assert mask.shape == (7, 33, 1001) and mask.dtype == torch.bool
+    dropped = ~mask.flatten()
+    assert abs(dropped.float().mean().item() - p) < 0.004  # 231k draws: at most 0.001 standard deviation
+    for lag in (1, 2, 3, 4):  # neighbours share a 64-bit draw (lanes of one word) or sit in the next one
+        both = (dropped[:-lag] & dropped[lag:]).float().mean().item()
+        assert abs(both - p * p) < 0.004, lag
+
+
+def test_p_is_rounded_to_a_lane_value_and_the_scale_keeps_the_mean():
+    assert dropped_lanes(0.2) == 13107 and dropped_lanes(1e-9) == 1 and dropped_lanes(1 - 1e-9) == 2 ** 16 - 1
+    torch.manual_seed(2)
+    out = UniformMaskDropout(0.2).train()(torch.ones(2000, 1000))
+    assert abs(out.mean().item() - 1.0) < 0.003  # 2M elements: the mean stays 1
