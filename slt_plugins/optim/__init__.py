@@ -1,4 +1,4 @@
-"""Learning-rate schedulers the recipes need and fairseq's Hydra configs lack; each module registers itself."""
+"""Optimizers and learning-rate schedulers the recipes need and fairseq lacks; each module registers itself."""
 
 from slt_plugins._submodules import import_submodules
 
