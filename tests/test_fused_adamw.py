@@ -6,6 +6,7 @@ from fairseq.optim.adam import FairseqAdam, FairseqAdamConfig
 
 import slt_plugins  # noqa: F401
 from conftest import run_script
+from test_fairseq_cli import write_toy_corpus
 from slt_plugins.optim.fused_adamw import FusedAdamW, FusedAdamWConfig
 
 
@@ -36,12 +37,9 @@ def test_steps_as_fairseqs_adam_with_decoupled_weight_decay():
 
 
 def test_fairseq_train_trains_saves_and_resumes_with_it(tmp_path):
-    lines = ["id\tvideo\tgloss\ttext\tsigner\tsplit"]
-    for i in range(12):
-        lines.append(f"s{i}\t\tMORGEN REGEN WIND\tmorgen regen und wind\tSigner01\t{'train' if i < 8 else 'dev'}")
-    (tmp_path / "corpus.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_toy_corpus(tmp_path / "corpus.tsv", n_train=8, n_dev=4)
     run_script("slt-binarise", "tsv", "--manifest", tmp_path / "corpus.tsv", "--out", tmp_path / "bin",
-               "--language", "de", "--text-vocab-size", "20")
+               "--text-vocab-size", "40")
     train = ["fairseq-train", tmp_path / "bin", "--user-dir", "slt_plugins", "--task", "gloss2text", "--arch",
              "mbart_translator_tiny", "--criterion", "label_smoothed_cross_entropy", "--optimizer", "fused_adamw",
              "--adam-betas", "(0.9,0.98)", "--weight-decay", "0.0001", "--lr", "1e-3", "--batch-size", "4",
