@@ -15,6 +15,7 @@ from typing import Any, List
 import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.optim import FairseqOptimizer, register_optimizer
+from fairseq.optim.adam import FairseqAdam
 from omegaconf import II
 
 
@@ -27,15 +28,10 @@ class FusedAdamWConfig(FairseqDataclass):
 
 
 @register_optimizer("fused_adamw", dataclass=FusedAdamWConfig)
-class FusedAdamW(FairseqOptimizer):
-    def __init__(self, cfg: FusedAdamWConfig, params):
-        super().__init__(cfg)
-        self._optimizer = torch.optim.AdamW(params, fused=True, **self.optimizer_config)
+class FusedAdamW(FairseqAdam):
+    """fairseq's ``adam`` with torch's fused kernel in place of its loop: its settings are read as ``adam`` reads
+    them (``FairseqAdam.optimizer_config``), and its ``average_params`` works on the same state names."""
 
-    @property
-    def optimizer_config(self):
-        betas = self.cfg.adam_betas
-        if isinstance(betas, str):  # "(0.9,0.98)" from the command line or a config, as fairseq's adam reads it
-            betas = tuple(float(b) for b in betas.strip("()").split(","))
-        return {"lr": self.cfg.lr[0], "betas": tuple(betas), "eps": self.cfg.adam_eps,
-                "weight_decay": self.cfg.weight_decay}
+    def __init__(self, cfg: FusedAdamWConfig, params):
+        FairseqOptimizer.__init__(self, cfg)  # not FairseqAdam's: it would build fairseq's own Adam
+        self._optimizer = torch.optim.AdamW(params, fused=True, **self.optimizer_config)
