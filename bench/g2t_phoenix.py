@@ -92,7 +92,11 @@ def batches_per_epoch(data: str) -> int:
     return -(-len(read_manifest(os.path.join(data, "train.tsv"))) // recipe_config().dataset.batch_size)
 
 
-def fit_epochs(budget_seconds: float, batches: int, seconds_per_update: float, cap: int, share=0.86) -> int:
+BUDGET_SHARE = 0.86  # of the time budget that --epochs auto fills with our updates (fit_epochs says why)
+
+
+def fit_epochs(budget_seconds: float, batches: int, seconds_per_update: float, cap: int,
+               share=BUDGET_SHARE) -> int:
     """The most epochs whose updates fill ``share`` of the budget, at least 1 and at most ``cap`` (the config's: more
     were never tuned). The rest is for what is not an update (start-up, checkpoint saves, dev decoding from epoch 21)
     and for the estimate's error. On a Xeon the estimate from 60 updates came 1 to 3 % below whole epochs and dev
@@ -239,7 +243,7 @@ def main():
                    help="epoch cap of the baseline, whose schedule has no end (ours: the config's)")
     p.add_argument("--epochs", type=epochs_arg, default="auto",
                    help="epochs of our recipe's schedule, or auto (default): its updates timed here first, as many "
-                        "epochs as fill 86%% of --minutes, at most the config's")
+                        f"epochs as fill {BUDGET_SHARE * 100:.0f}%% of --minutes, at most the config's")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="further Hydra overrides of our recipe, e.g. task.gloss_dropout=0.1")
     p.add_argument("--threads", type=int, default=2, help="CPU threads of each run")
