@@ -2,7 +2,12 @@
 
 Writes the split manifests, ``frames.lmdb`` (frames resized once, JPEG), ``dict.gloss.txt``, a sentencepiece
 model ``spm.model`` with ``dict.text.txt``, and ``meta.json``. Everything is built in a temporary sibling folder
-and renamed into place at the end, so an interrupted run leaves an earlier ``NAME`` as it was.
+and renamed into place at the end, so an interrupted run leaves an earlier ``NAME`` as it was. An existing ``NAME``
+is replaced only if slt-binarise wrote it (or with ``--overwrite``), and never when it holds or lies inside an input.
+
+Values that become file names or store keys are checked: a split is a plain name, an id holds no '/' or control
+character and fits an LMDB key. With ``--skip-invalid`` bad rows go to ``skipped.tsv``; of an id given twice the
+first copy whose clip can be read is kept, and ``skipped.tsv`` names it for every other copy.
 """
 
 import argparse
@@ -13,7 +18,7 @@ import os
 import re
 import sys
 import time
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import sentencepiece as spm
 from fairseq.data import Dictionary
@@ -21,10 +26,11 @@ from tqdm import tqdm
 
 from slt_plugins import __version__
 from slt_plugins.data.lmdb_store import LmdbWriter, encode_jpeg, pack_clip
-from slt_plugins.data.manifest import ManifestRow, manifest_path, write_manifest
+from slt_plugins.data.manifest import ManifestError, ManifestRow, manifest_path, write_manifest
 from slt_plugins.data.video_io import ClipReadError, iter_clip_frames
-from tools.atomic import staging
-from tools.corpora import CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv
+from tools.atomic import OutputError, Owner, staging
+from tools.corpora import (CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv,
+                           split_problem)
 
 
 class BinariseError(ValueError):
@@ -34,9 +40,12 @@ class BinariseError(ValueError):
 # --- collecting utterances ---------------------------------------------------------------------------------------
 
 def collect(records: Iterable, skip_invalid: bool) -> Tuple[List[Utterance], List[InvalidRow]]:
+    """The valid utterances in reading order and the invalid rows. Without ``--skip-invalid`` the first invalid row or
+    repeated id stops the run; with it, a repeated id is kept here and decided by :func:`first_valid_copies` once
+    the clips are read, so that a copy without frames cannot push out a valid one."""
     utterances, invalid, seen = [], [], {}
     for record in records:
-        if isinstance(record, Utterance) and record.id in seen:
+        if isinstance(record, Utterance) and record.id in seen and not skip_invalid:
             record = InvalidRow(record.origin, record.id, f"duplicate id {record.id!r} (first at {seen[record.id]})"
                                 "; ids must be unique across splits")
         if isinstance(record, InvalidRow):
@@ -44,11 +53,23 @@ def collect(records: Iterable, skip_invalid: bool) -> Tuple[List[Utterance], Lis
                 raise BinariseError(f"{record} (or pass --skip-invalid to skip such rows)")
             invalid.append(record)
             continue
-        seen[record.id] = record.origin
+        seen.setdefault(record.id, record.origin)
         utterances.append(record)
     if not utterances:
         raise BinariseError("no valid utterance was read; check the annotation paths")
     return utterances, invalid
+
+
+def first_valid_copies(utterances: List[Utterance], failed: Set[str]) -> Tuple[List[Utterance], List[InvalidRow]]:
+    """Each id once: its first copy whose clip could be read (``failed``: the origins of those that could not);
+    the other readable copies are listed as duplicates."""
+    kept: Dict[str, Utterance] = {}
+    for u in utterances:
+        if u.origin not in failed:
+            kept.setdefault(u.id, u)
+    duplicates = [InvalidRow(u.origin, u.id, f"duplicate id {u.id!r}; ids must be unique across splits")
+                  for u in utterances if u.origin not in failed and kept[u.id] is not u]
+    return [u for u in utterances if kept.get(u.id) is u], duplicates
 
 
 def contexts(ids: List[str]) -> Dict[str, str]:
@@ -84,6 +105,8 @@ def _encode_clip(job: Tuple[Optional[str], Optional[int], int]) -> Tuple[Optiona
 
 def write_frames(utterances: List[Utterance], path: str, shorter_side: Optional[int], quality: int, workers: int,
                  skip_invalid: bool) -> Tuple[Dict[str, int], List[InvalidRow]]:
+    """Each id's frames from its first copy whose clip can be read; returns the frame count per id and the rows whose
+    clip could not be read."""
     jobs = [(u.source, shorter_side, quality) for u in utterances]
     n_frames, invalid = {}, []
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
@@ -98,8 +121,9 @@ def write_frames(utterances: List[Utterance], path: str, shorter_side: Optional[
                         raise BinariseError(f"{row} (fix the clip or pass --skip-invalid)")
                     invalid.append(row)
                     continue
-                writer.put(u.id, packed)
-                n_frames[u.id] = count
+                if u.id not in n_frames:  # a later copy of a repeated id: see first_valid_copies
+                    writer.put(u.id, packed)
+                    n_frames[u.id] = count
     finally:
         if pool:
             pool.terminate()
@@ -141,19 +165,28 @@ def build_text_dictionary(texts: Iterable[str], sp: spm.SentencePieceProcessor) 
 
 # --- the output folder -------------------------------------------------------------------------------------------
 
+OWNER = Owner("slt-binarise", "meta.json", "tool")
+
+
 def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_size: Optional[int] = 256,
              jpeg_quality: int = 90, workers: int = 1, text_vocab_size: int = 2000,
-             skip_invalid: bool = False) -> dict:
+             skip_invalid: bool = False, inputs: Sequence[str] = (), overwrite: bool = False) -> dict:
+    """``inputs``: the annotation files and frame roots, which ``out`` may neither hold nor lie inside (nor any
+    clip's source); an existing ``out`` that is not an earlier output of slt-binarise is replaced only with
+    ``overwrite``."""
     started = time.time()
     utterances, invalid = collect(records, skip_invalid)
-    with staging(out) as tmp:
+    sources = [*inputs, *(u.source for u in utterances if u.source)]
+    with staging(out, OWNER, inputs=sources, overwrite=overwrite) as tmp:
         n_frames: Dict[str, int] = {}
         with_frames = any(u.source for u in utterances)
         if with_frames:
             n_frames, bad_clips = write_frames(utterances, os.path.join(tmp, "frames.lmdb"), frame_size,
                                                jpeg_quality, workers, skip_invalid)
             invalid += bad_clips
-            utterances = [u for u in utterances if u.id in n_frames]
+        utterances, duplicates = first_valid_copies(utterances, {r.origin for r in invalid})
+        invalid += duplicates
+        kept = {u.id: u.origin for u in utterances}
         splits: Dict[str, List[Utterance]] = {}
         for u in utterances:
             splits.setdefault(u.split, []).append(u)
@@ -172,8 +205,8 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
 
         if invalid:
             with open(os.path.join(tmp, "skipped.tsv"), "w", encoding="utf-8") as f:
-                f.write("id\twhere\treason\n")
-                f.writelines(f"{r.id}\t{r.origin}\t{r.reason}\n" for r in invalid)
+                f.write("id\twhere\treason\tkept\n")  # kept: the copy of the same id that is in the dataset
+                f.writelines(f"{r.id}\t{r.origin}\t{r.reason}\t{kept.get(r.id, '')}\n" for r in invalid)
         meta = {
             "source": source,
             "language": language,
@@ -193,9 +226,19 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
 
 # --- command line ------------------------------------------------------------------------------------------------
 
-def _tsv_records(manifests: List[str]):
+def _tsv_manifests(manifests: List[str]) -> List[Tuple[str, str]]:
+    """(split or "", file) of each ``--manifest [SPLIT=]FILE``."""
+    result = []
     for spec in manifests:
         split, _, path = spec.rpartition("=") if "=" in spec and not os.path.exists(spec) else ("", "", spec)
+        if split and split_problem(split):
+            raise CorpusError(f"--manifest {spec}: {split_problem(split)}")
+        result.append((split, path))
+    return result
+
+
+def _tsv_records(manifests: List[Tuple[str, str]]):
+    for split, path in manifests:
         yield from read_tsv(path, split or None)
 
 
@@ -205,7 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, help_, language):
         p = formats.add_parser(name, help=help_, description=help_)
-        p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME (replaced atomically)")
+        p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME; built beside it and renamed "
+                       "into place when complete. An existing folder is replaced only if slt-binarise wrote it (it "
+                       "has slt-binarise's meta.json) or with --overwrite; one that holds or lies inside an input "
+                       "is always refused")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace --out even if it is not an earlier output of slt-binarise (its files are lost)")
         p.add_argument("--skip-invalid", action="store_true",
                        help="skip bad rows and clips and list them in OUT/skipped.tsv instead of stopping")
         p.add_argument("--frame-size", type=int, default=256,
@@ -232,17 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.format == "tsv":
-        records = _tsv_records(args.manifest)
-    else:
-        read = read_phoenix if args.format == "phoenix-2014t" else read_csl_daily
-        records = read(args.annotations, args.frames)
     source = {k: v for k, v in vars(args).items() if k in ("format", "annotations", "frames", "manifest")}
     try:
+        if args.format == "tsv":
+            manifests = _tsv_manifests(args.manifest)
+            records, inputs = _tsv_records(manifests), [path for _, path in manifests]
+        else:
+            read = read_phoenix if args.format == "phoenix-2014t" else read_csl_daily
+            records, inputs = read(args.annotations, args.frames), [args.annotations, args.frames]
         meta = binarise(records, args.out, source=source, language=args.language, frame_size=args.frame_size,
                         jpeg_quality=args.jpeg_quality, workers=args.workers, text_vocab_size=args.text_vocab_size,
-                        skip_invalid=args.skip_invalid)
-    except (BinariseError, CorpusError, ClipReadError) as e:
+                        skip_invalid=args.skip_invalid, inputs=inputs, overwrite=args.overwrite)
+    except (BinariseError, CorpusError, ClipReadError, OutputError, ManifestError) as e:
         print(f"slt-binarise: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())

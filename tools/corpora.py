@@ -9,8 +9,9 @@ import glob
 import os
 import pickle
 import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 
 @dataclass
@@ -45,11 +46,66 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+# --- values that become paths or store keys ----------------------------------------------------------------------
+
+PLAIN_NAME = re.compile(r"\w[\w.-]{0,99}")  # no '/', '\\', '..' or leading '.': it cannot leave its folder
+MAX_KEY_BYTES = 511  # LMDB's default largest key (mdb_env_get_maxkeysize); ids are the stores' keys
+
+
+def split_problem(split: str) -> Optional[str]:
+    """Why ``split`` cannot name the manifest ``OUT/<split>.tsv``, or None."""
+    if PLAIN_NAME.fullmatch(split):
+        return None
+    return (f"split {split!r} is not a plain name (letters, digits, '_', '-', '.'; it names the file "
+            "<split>.tsv in --out); rename it")
+
+
+def id_problem(id_: str) -> Optional[str]:
+    """Why ``id_`` cannot be a key of the frame and feature stores, or None."""
+    if any(unicodedata.category(c) == "Cc" for c in id_):
+        return f"id {id_!r} has a tab or another control character; remove it"
+    if "/" in id_ or "\\" in id_ or id_ in (".", ".."):
+        return f"id {id_!r} is not a plain name: it may not hold '/' or '\\' nor be '.' or '..'; rename it"
+    size = len(id_.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        return (f"id {id_[:40] + '…'!r} is {size} bytes in UTF-8, more than the {MAX_KEY_BYTES} of an LMDB key; "
+                "shorten it")
+    return None
+
+
 def _check(u: Utterance) -> Record:
     for column in ("id", "gloss", "text"):
         if not getattr(u, column):
             return InvalidRow(u.origin, u.id, f"empty {column}; fill it in or drop the row (--skip-invalid)")
-    return u
+    problem = id_problem(u.id) or split_problem(u.split)
+    for column in ("signer", "gloss", "text"):
+        if not problem and any(unicodedata.category(c) == "Cc" for c in getattr(u, column)):
+            problem = f"{column} {getattr(u, column)!r} has a tab or another control character; remove it"
+    return InvalidRow(u.origin, u.id, problem) if problem else u
+
+
+def _lines(path: str) -> Iterator[Tuple[int, Optional[str], str]]:
+    """(line number, text, problem) per line of a UTF-8 file; text is None for a line that is not UTF-8, and the
+    problem names the byte, so one bad line is that row's error instead of a traceback."""
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield line_no, None, (f"line {line_no} is not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                      f"{e.start + 1}); save the file as UTF-8")
+                continue
+            yield line_no, text.lstrip("\ufeff") if line_no == 1 else text, ""
+
+
+def _rows(path: str, delimiter: str) -> Iterator[Tuple[int, Optional[List[str]], str]]:
+    """(row number, fields, problem) of a delimited file without quoting, one row per line; the header (row 1)
+    must be UTF-8."""
+    for row_no, text, problem in _lines(path):
+        if text is None and row_no == 1:
+            raise CorpusError(f"{path}, row 1: {problem}")
+        fields = None if text is None else next(csv.reader([text], delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
+        yield row_no, fields, problem
 
 
 # --- Phoenix-2014T -----------------------------------------------------------------------------------------------
@@ -86,21 +142,25 @@ def phoenix_frame_folder(frames: str, split: str, name: str, video: str) -> str:
 def read_phoenix(annotations: str, frames: Optional[str]) -> Iterator[Record]:
     for path in phoenix_annotation_files(annotations):
         split = phoenix_split(path)
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE)
-            header = next(reader, None)
-            if header != PHOENIX_HEADER:
-                raise CorpusError(f"{path}, row 1: header {header} is not Phoenix-2014T's {'|'.join(PHOENIX_HEADER)}")
-            for row_no, row in enumerate(reader, start=2):
-                origin = f"{path}, row {row_no}"
-                if len(row) != len(PHOENIX_HEADER):
-                    yield InvalidRow(origin, row[0] if row else "",
-                                     f"{len(row)} fields, expected {len(PHOENIX_HEADER)} separated by '|'")
-                    continue
-                name, video, _, _, speaker, orth, translation = row
-                source = phoenix_frame_folder(frames, split, name, video) if frames else None
-                yield _check(Utterance(split, name.strip(), speaker.strip(), _clean(orth), _clean(translation),
-                                       source, origin))
+        rows = _rows(path, "|")
+        _, header, _ = next(rows, (1, None, ""))
+        if header != PHOENIX_HEADER:
+            raise CorpusError(f"{path}, row 1: header {header} is not Phoenix-2014T's {'|'.join(PHOENIX_HEADER)}")
+        for row_no, row, problem in rows:
+            origin = f"{path}, row {row_no}"
+            if row is None:
+                yield InvalidRow(origin, "", problem)
+                continue
+            if len(row) != len(PHOENIX_HEADER):
+                yield InvalidRow(origin, row[0] if row else "",
+                                 f"{len(row)} fields, expected {len(PHOENIX_HEADER)} separated by '|'")
+                continue
+            name, video, _, _, speaker, orth, translation = row
+            utterance = _check(Utterance(split, name.strip(), speaker.strip(), _clean(orth), _clean(translation),
+                                         None, origin))
+            if frames and isinstance(utterance, Utterance):  # a checked name cannot lead out of the frame root
+                utterance.source = phoenix_frame_folder(frames, split, utterance.id, video)
+            yield utterance
 
 
 # --- CSL-Daily ---------------------------------------------------------------------------------------------------
@@ -121,31 +181,62 @@ def read_csl_daily(annotations: str, frames: Optional[str]) -> Iterator[Record]:
     for path in (pkl, split_file):
         if not os.path.isfile(path):
             raise CorpusError(f"{path}: missing; --annotations must be CSL-Daily's sentence_label folder")
-    try:
-        with open(pkl, "rb") as f:
-            info = _PlainDataUnpickler(f).load()["info"]
-    except (pickle.UnpicklingError, KeyError, EOFError) as e:
-        raise CorpusError(f"{pkl}: not CSL-Daily's annotation pickle ({e})") from None
+    info = _csl_daily_info(pkl)
     splits = {}
-    with open(split_file, encoding="utf-8") as f:
-        for row_no, line in enumerate(f, start=1):
-            parts = line.strip().split("|")
-            if row_no == 1 and parts == ["name", "split"]:
-                continue
-            if len(parts) != 2:
-                raise CorpusError(f"{split_file}, row {row_no}: expected 'name|split', got {line.strip()!r}")
-            splits[parts[0]] = parts[1]
+    for row_no, parts, problem in _rows(split_file, "|"):
+        if parts is None:
+            raise CorpusError(f"{split_file}, row {row_no}: {problem}")
+        if row_no == 1 and parts == ["name", "split"]:
+            continue
+        if len(parts) != 2:
+            raise CorpusError(f"{split_file}, row {row_no}: expected 'name|split', got {'|'.join(parts)!r}")
+        splits[parts[0].strip()] = (parts[1].strip(), f"{split_file}, row {row_no}")
     for index, item in enumerate(info):
         origin = f"{pkl}, entry {index}"
-        name = str(item.get("name", ""))
+        problem, name = _csl_daily_entry_problem(item), str(item.get("name", "")) if isinstance(item, dict) else ""
+        if problem:
+            yield InvalidRow(origin, name, problem)
+            continue
         if name not in splits:
             yield InvalidRow(origin, name, f"{name!r} is not in {split_file}")
             continue
+        split, split_origin = splits[name]
+        if split_problem(split):
+            yield InvalidRow(split_origin, name, split_problem(split))
+            continue
         gloss = " ".join(item.get("label_gloss", []))
         text = "".join(item.get("label_char", []))
-        source = os.path.join(frames, name) if frames else None
-        yield _check(Utterance(splits[name], name, f"Signer{item.get('signer', '')}", _clean(gloss), _clean(text),
-                               source, origin))
+        utterance = _check(Utterance(split, name, f"Signer{item.get('signer', '')}", _clean(gloss), _clean(text),
+                                     None, origin))
+        if frames and isinstance(utterance, Utterance):  # a checked name cannot lead out of the frame root
+            utterance.source = os.path.join(frames, name)
+        yield utterance
+
+
+def _csl_daily_info(pkl: str) -> list:
+    """The ``info`` list of CSL-Daily's pickle, loaded without running code."""
+    try:
+        with open(pkl, "rb") as f:
+            data = _PlainDataUnpickler(f).load()
+    except Exception as e:  # noqa: BLE001  (a malformed pickle raises about anything; each is this one line)
+        raise CorpusError(f"{pkl}: not CSL-Daily's annotation pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise CorpusError(f"{pkl}: not CSL-Daily's annotation pickle (of type {type(data).__name__}, expected a "
+                          "dict with a list 'info')")
+    if not isinstance(data.get("info"), list):
+        raise CorpusError(f"{pkl}: not CSL-Daily's annotation pickle (its 'info' is of type "
+                          f"{type(data.get('info')).__name__}, expected a list of dicts)")
+    return data["info"]
+
+
+def _csl_daily_entry_problem(item) -> Optional[str]:
+    if not isinstance(item, dict):
+        return f"of type {type(item).__name__}, expected a dict with name, label_gloss, label_char"
+    for key in ("label_gloss", "label_char"):
+        value = item.get(key, [])
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return f"{key} is of type {type(value).__name__}, expected a list of strings"
+    return None
 
 
 # --- plain TSV ---------------------------------------------------------------------------------------------------
@@ -159,22 +250,24 @@ def read_tsv(manifest: str, split: Optional[str] = None) -> Iterator[Record]:
     if not os.path.isfile(manifest):
         raise CorpusError(f"{manifest}: no such file")
     root = os.path.dirname(os.path.abspath(manifest))
-    with open(manifest, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None) or []
-        missing = [c for c in TSV_COLUMNS if c not in header]
-        if missing:
-            raise CorpusError(f"{manifest}, row 1: header lacks {', '.join(missing)}; "
-                              f"expected the columns {' '.join(TSV_COLUMNS)} [split]")
-        index = {name: i for i, name in enumerate(header)}
-        for row_no, row in enumerate(reader, start=2):
-            origin = f"{manifest}, row {row_no}"
-            if len(row) != len(header):
-                yield InvalidRow(origin, row[0] if row else "", f"{len(row)} fields, expected {len(header)} "
-                                 "separated by tabs")
-                continue
-            video = row[index["video"]].strip()
-            row_split = split or (row[index["split"]].strip() if "split" in index else "") or "train"
-            yield _check(Utterance(row_split, row[index["id"]].strip(), row[index["signer"]].strip(),
-                                   _clean(row[index["gloss"]]), _clean(row[index["text"]]),
-                                   os.path.join(root, video) if video else None, origin))
+    rows = _rows(manifest, "\t")
+    header = next(rows, (1, [], ""))[1] or []
+    missing = [c for c in TSV_COLUMNS if c not in header]
+    if missing:
+        raise CorpusError(f"{manifest}, row 1: header lacks {', '.join(missing)}; "
+                          f"expected the columns {' '.join(TSV_COLUMNS)} [split]")
+    index = {name: i for i, name in enumerate(header)}
+    for row_no, row, problem in rows:
+        origin = f"{manifest}, row {row_no}"
+        if row is None:
+            yield InvalidRow(origin, "", problem)
+            continue
+        if len(row) != len(header):
+            yield InvalidRow(origin, row[0] if row else "", f"{len(row)} fields, expected {len(header)} "
+                             "separated by tabs")
+            continue
+        video = row[index["video"]].strip()
+        row_split = split or (row[index["split"]].strip() if "split" in index else "") or "train"
+        yield _check(Utterance(row_split, row[index["id"]].strip(), row[index["signer"]].strip(),
+                               _clean(row[index["gloss"]]), _clean(row[index["text"]]),
+                               os.path.join(root, video) if video else None, origin))
