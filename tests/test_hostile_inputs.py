@@ -149,10 +149,10 @@ HOSTILE = {
         lambda r: (frames(r / "clips" / "a"), tsv(r / "clips", "a\ta\tA\ta\tS")),
         [*BIN, "tsv", "--manifest", "clips/c.tsv", "--out", "clips/a"], r"--out clips/a: is the input .*clips/a"),
     "demo data --out .": Hostile(
-        a_folder_of_the_user, ["slt-make-demo-data", "--out", ".", "--train", "2"],
+        a_folder_of_the_user, ["slt-make-demo-data", "--out", ".", "--train", "4", "--dev", "1", "--test", "1"],
         r"--out \.: is the current folder or holds it", unchanged("thesis.tex")),
     "demo data --out a folder of the user": Hostile(
-        lambda r: a_folder_of_the_user(r / "corpus"), ["slt-make-demo-data", "--out", "corpus", "--train", "2"],
+        lambda r: a_folder_of_the_user(r / "corpus"), ["slt-make-demo-data", "--out", "corpus", "--train", "4", "--dev", "1", "--test", "1"],
         r"--out corpus: refusing to replace a folder that is not an earlier output of slt-make-demo-data",
         unchanged("corpus/thesis.tex")),
     "export --out a folder of the user": Hostile(

@@ -31,9 +31,9 @@ What is in it, and why:
   only glosses that occur in training.
 
 Deterministic: the same seed and sizes give byte-identical files (each clip draws from its own random stream, so
-the number of worker processes does not matter). Written atomically: built in ``OUT.tmp-<pid>``, then renamed
-into place; an existing OUT is replaced only once the new corpus is complete, and only if it is empty or itself a
-demo corpus.
+the number of worker processes does not matter). Written atomically (tools/atomic.py): built in ``OUT.tmp-<pid>``,
+then renamed into place; an existing OUT is replaced only once the new corpus is complete, and only if it is empty
+or itself a demo corpus (or with ``--overwrite``).
 """
 
 import argparse
@@ -41,7 +41,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -50,6 +49,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from PIL import Image
+
+from tools.atomic import Owner, staging
 
 MARKER = "demo_data.json"
 SPLITS = ("train", "dev", "test")
@@ -445,19 +446,15 @@ def write_annotations(folder: str, utterances: Sequence[Utterance]) -> None:
                                      " ".join(u.sentence.glosses), u.sentence.text])
 
 
-def _is_replaceable(path: str) -> bool:
-    return not os.listdir(path) or os.path.isfile(os.path.join(path, MARKER))
+OWNER = Owner("slt-make-demo-data", MARKER, "generator")
 
 
-def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int) -> Dict[str, int]:
-    """Write the corpus to ``out`` atomically; returns the frame count per split."""
-    out = os.path.abspath(out)
-    if os.path.lexists(out) and not (os.path.isdir(out) and _is_replaceable(out)):
-        raise FileExistsError(f"{out} exists and is not a demo corpus (no {MARKER}); refusing to replace it")
-    utterances = plan_corpus(seed, sizes)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int,
+          overwrite: bool = False) -> Dict[str, int]:
+    """Write the corpus to ``out`` atomically (tools/atomic.py); returns the frame count per split. An existing
+    ``out`` that is not a demo corpus is refused unless ``overwrite``."""
+    with staging(out, OWNER, overwrite=overwrite) as tmp:
+        utterances = plan_corpus(seed, sizes)
         write_annotations(os.path.join(tmp, "annotations"), utterances)
         jobs = [ClipJob(u, os.path.join(tmp, "frames", u.split, u.name), seed, height, width) for u in utterances]
         if workers > 1:
@@ -472,16 +469,6 @@ def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, w
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False, indent=1)
             f.write("\n")
-        if os.path.lexists(out):
-            old = f"{out}.old-{os.getpid()}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return frames
 
 
@@ -503,7 +490,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     "(OUT/annotations/*.corpus.csv, OUT/frames/<split>/<name>/images*.png), for demos and tests.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", required=True, help="corpus folder to create; an existing demo corpus there is "
-                        "replaced once the new one is complete")
+                        "replaced once the new one is complete, any other existing folder only with --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out even if it is not a demo corpus (its files are lost)")
     parser.add_argument("--seed", type=_count(0), default=1, help="same seed and sizes give identical files")
     parser.add_argument("--train", type=_count(1), default=320, help="training utterances")
     parser.add_argument("--dev", type=_count(0), default=40, help="development utterances")
@@ -520,7 +509,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     start = time.perf_counter()
     try:
-        frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers)
+        frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers, overwrite=args.overwrite)
     except (FileExistsError, ValueError) as e:
         sys.exit(f"slt-make-demo-data: error: {e}")
     counts = ", ".join(f"{split} {sizes[split]} ({frames[split]} frames)" for split in SPLITS)

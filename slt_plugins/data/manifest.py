@@ -8,7 +8,7 @@ for the first), read by the dialogue teacher.
 import csv
 import os
 from dataclasses import astuple, dataclass, fields
-from typing import Iterable, List
+from typing import Iterable, Iterator, List
 
 
 class ManifestError(ValueError):
@@ -36,8 +36,8 @@ def read_manifest(path: str) -> List[ManifestRow]:
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: no such manifest; binarise the dataset first (slt-binarise --help)")
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    with open(path, "rb") as f:
+        reader = csv.reader(_utf8_lines(path, f), delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header != COLUMNS:
             raise ManifestError(f"{path}, row 1: header is {header}, expected {COLUMNS}")
@@ -52,6 +52,16 @@ def read_manifest(path: str) -> List[ManifestRow]:
     return rows
 
 
+def _utf8_lines(path: str, lines: Iterable[bytes]) -> Iterator[str]:
+    """The lines decoded, or one line naming the first that is not UTF-8 (a manifest edited by hand)."""
+    for line_no, raw in enumerate(lines, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ManifestError(f"{path}, row {line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                f"{e.start + 1}); save the file as UTF-8") from None
+
+
 def write_manifest(path: str, rows: Iterable[ManifestRow]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
@@ -60,5 +70,6 @@ def write_manifest(path: str, rows: Iterable[ManifestRow]) -> None:
             values = astuple(row)
             for value in values:
                 if isinstance(value, str) and any(c in value for c in "\t\n\r"):
-                    raise ManifestError(f"{path}: utterance {row.id!r} has a tab or newline in {value!r}")
+                    raise ManifestError(f"utterance {row.id!r} has a tab or newline in {value!r}; remove it from "
+                                        "the annotations")  # the path would be a temporary one
             writer.writerow(values)
