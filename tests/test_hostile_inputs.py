@@ -382,9 +382,12 @@ def _pid(root) -> int:
 
 # --- slt-extract-features: --name is a plain name -------------------------------------------------------------------
 
-def test_extract_features_name_must_be_a_plain_name(tmp_path):
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "slt-extract-features"), "--checkpoint",
-                           "x.pt", "--data", str(tmp_path), "--name", "../../evil"], capture_output=True, text=True,
-                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
-                              [REPO, os.environ.get("PYTHONPATH", "")])))
-    assert proc.returncode == 2 and "--name: '../../evil' is not a plain name" in proc.stderr.strip().splitlines()[-1]
+def test_extract_features_name_must_be_a_plain_name(tmp_path, capsys):
+    from tools.extract_features import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", "x.pt", "--data", str(tmp_path), "--name", "../../evil"])
+    assert exit_info.value.code == 2
+    assert "argument --name: '../../evil' is not a plain name" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["--checkpoint", str(tmp_path / "x.pt"), "--data", str(tmp_path)]) == 1  # no --name: the default
+    assert "x.pt: no such file" in capsys.readouterr().err

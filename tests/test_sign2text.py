@@ -316,8 +316,8 @@ def bundles(trained, tmp_path_factory):
     out = {}
     for name, checkpoint in (("s2t", root / "s2t" / "checkpoint_last.pt"), ("s2g", trained["s2g"]),
                              ("g2t", trained["g2t"])):
-        run_script("slt-export", "--checkpoint", checkpoint, "--out", root / name)
-        out[name] = root / name
+        run_script("slt-export", "--checkpoint", checkpoint, "--out", root / "bundles" / name)  # not the save-dir
+        out[name] = root / "bundles" / name
     return out
 
 

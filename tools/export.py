@@ -33,16 +33,18 @@ def _copy(src_dir: str, names, dst_dir: str) -> None:
         shutil.copy(src, os.path.join(dst_dir, name))
 
 
-def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str = "") -> dict:
+def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str = "", overwrite: bool = False) -> dict:
     import torch
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf, open_dict
 
     import slt_plugins
-    from tools.atomic import staging
+    from tools.atomic import Owner, check_output, staging
 
     if not os.path.isfile(checkpoint):
         raise ExportError(f"--checkpoint {checkpoint}: no such file")
+    owner = Owner("slt-export", "bundle.json", "format", BUNDLE_FORMAT)
+    check_output(out, owner, [checkpoint, data, backbone_checkpoint], overwrite)  # before the slow loading
     state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
     cfg = state["cfg"]
     task = cfg.task._name
@@ -66,7 +68,7 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
     with open(os.path.join(data, "meta.json"), encoding="utf-8") as f:
         meta = json.load(f)
     state.pop("last_optimizer_state", None)
-    with staging(out) as tmp:
+    with staging(out, owner, inputs=[checkpoint, data, backbone_checkpoint, vocab], overwrite=overwrite) as tmp:
         _copy(data, ["meta.json", "dict.gloss.txt"], tmp)
         if task != "sign2gloss":
             if vocab:
@@ -95,13 +97,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="slt-export", description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("--checkpoint", required=True, help="a sign2gloss, gloss2text or sign2text checkpoint")
-    p.add_argument("--out", required=True, help="the bundle folder to write (replaced whole when done)")
+    p.add_argument("--out", required=True, help="the bundle folder to write (replaced whole when done); an existing "
+                   "folder that is not a bundle is refused unless --overwrite, one holding an input always")
+    p.add_argument("--overwrite", action="store_true", help="replace --out even if it is not a bundle")
     p.add_argument("--data", default="", help="the binarised dataset (default: the one in the checkpoint)")
     p.add_argument("--backbone-checkpoint", default="", help="sign2text on features: the sign2gloss checkpoint")
     args = p.parse_args(argv)
+    from tools.atomic import OutputError
+
     try:
-        info = export(args.checkpoint, args.out, args.data, args.backbone_checkpoint)
-    except (ExportError, OSError) as e:
+        info = export(args.checkpoint, args.out, args.data, args.backbone_checkpoint, args.overwrite)
+    except (ExportError, OutputError, OSError) as e:
         print(f"slt-export: {e}", file=sys.stderr)
         return 1
     print(f"{args.out}: {info['task']} bundle (input {info['input']})")

@@ -110,6 +110,9 @@ def extract(args) -> Dict:
     name = args.name or encoder.backbone.__registry_name__
     final = os.path.join(args.data, "features", f"{name}.lmdb")
     partial = final + ".partial"
+    if os.path.lexists(final) and not os.path.isfile(os.path.join(final, "data.mdb")) and not args.overwrite:
+        raise ExtractError(f"{final}: exists and is not a feature store (no data.mdb); choose another --name, or pass "
+                           "--overwrite to replace it")
     if os.path.isfile(os.path.join(final, "index.json")) and not args.overwrite:
         if rank == 0:
             print(f"{final} is complete; --overwrite to extract again")
@@ -163,20 +166,31 @@ def extract(args) -> Dict:
     return {"path": final, "written": written}
 
 
+def _plain_name(name: str) -> str:
+    """``--name`` becomes a folder name under features/: it may not lead elsewhere."""
+    from tools.corpora import PLAIN_NAME
+
+    if name and not PLAIN_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a plain name (letters, digits, '_', '-', '.')")
+    return name
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="slt-extract-features", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("--checkpoint", required=True, help="a sign2gloss (or sign2text) checkpoint trained on frames")
     p.add_argument("--data", required=True, help="the binarised dataset (data_bins/NAME) with frames.lmdb")
-    p.add_argument("--name", default="", help="features/<name>.lmdb (default: the backbone's name, e.g. s3d)")
+    p.add_argument("--name", default="", type=_plain_name,
+                   help="features/<name>.lmdb (default: the backbone's name, e.g. s3d)")
     p.add_argument("--splits", default="", help="comma-separated splits (default: all in meta.json)")
     p.add_argument("--batch-size", type=int, default=4, help="clips per batch (1: exact for 3D backbones)")
     p.add_argument("--max-frames", type=int, default=2000, help="padded frames per batch at most")
     p.add_argument("--num-workers", type=int, default=2, help="data-loader processes decoding JPEGs")
     p.add_argument("--commit-every", type=int, default=32, help="clips per LMDB commit (what a kill may lose)")
     p.add_argument("--fp16", action="store_true", help="autocast the backbone to float16 on a GPU")
-    p.add_argument("--overwrite", action="store_true", help="extract again over a finished store")
+    p.add_argument("--overwrite", action="store_true",
+                   help="extract again over a finished store (or replace a folder there that is not a store)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     import slt_plugins  # noqa: F401  (registers the tasks and models the checkpoint names)
