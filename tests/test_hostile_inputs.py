@@ -391,3 +391,20 @@ def test_extract_features_name_must_be_a_plain_name(tmp_path, capsys):
     assert "argument --name: '../../evil' is not a plain name" in capsys.readouterr().err.strip().splitlines()[-1]
     assert main(["--checkpoint", str(tmp_path / "x.pt"), "--data", str(tmp_path)]) == 1  # no --name: the default
     assert "x.pt: no such file" in capsys.readouterr().err
+
+
+def test_extract_features_keeps_a_folder_of_the_user_where_the_store_goes(tmp_path):
+    from conftest import run_script, tiny_demo_bin
+
+    data = tiny_demo_bin(tmp_path)
+    run_script("fairseq-train", data, "--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch",
+               "s3d_encoder_tiny", "--crop-size", "32", "--criterion", "gloss_ctc", "--optimizer", "adam", "--lr",
+               "1e-3", "--batch-size", "4", "--max-update", "1", "--num-workers", "0", "--no-epoch-checkpoints",
+               "--no-progress-bar", "--valid-subset", "dev", "--save-dir", tmp_path / "s2g")
+    a_folder_of_the_user(data / "features" / "cnn_tconv.lmdb")
+    proc = run_script("slt-extract-features", "--checkpoint", tmp_path / "s2g" / "checkpoint_last.pt", "--data",
+                      data, "--num-workers", "0", "--quiet", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].endswith(
+        "features/cnn_tconv.lmdb: exists and is not a feature store (no data.mdb); choose another --name, or pass "
+        "--overwrite to replace it")
+    unchanged("features/cnn_tconv.lmdb/thesis.tex")(data)
