@@ -164,6 +164,13 @@ HOSTILE = {
         lambda r: (r / "ckpt").mkdir() or (r / "ckpt" / "checkpoint.pt").write_text("years of work"),
         ["slt-export", "--checkpoint", "ckpt/checkpoint.pt", "--out", "ckpt"],
         r"--out ckpt: holds the input ckpt/checkpoint\.pt", unchanged("ckpt/checkpoint.pt")),
+    "prune-mbart --out the dataset": Hostile(
+        lambda r: (a_folder_of_the_user(r / "bin", "train.tsv"), a_folder_of_the_user(r / "mbart", "model.pt"),
+                   (r / "mbart" / "dict.txt").touch(), (r / "mbart" / "sentence.bpe.model").touch(),
+                   (r / "bin" / "meta.json").write_text('{"tool": "fairseq-slt 0.1 slt-binarise"}')),
+        ["slt-prune-mbart", "--mbart-dir", "mbart", "--data", "bin", "--out", "bin"],
+        r"--out bin: refusing to replace a folder that is not an earlier output of slt-prune-mbart",
+        unchanged("bin/train.tsv")),
     # item 8: tracebacks where one line was promised
     "phoenix csv not UTF-8": Hostile(
         lambda r: phoenix(r, raw=b"rec-3|rec-3/1/*.png|-1|-1|S|REGEN|k\xe4lter\n"), [*PHOENIX, "--out", "bin"],
@@ -224,8 +231,10 @@ def run_in_process(command: List[str]):
     from tools.binarise import main as binarise_main
     from tools.export import main as export_main
     from tools.make_demo_data import main as demo_main
+    from tools.prune_mbart import main as prune_main
 
-    mains = {"slt-binarise": binarise_main, "slt-make-demo-data": demo_main, "slt-export": export_main}
+    mains = {"slt-binarise": binarise_main, "slt-make-demo-data": demo_main, "slt-export": export_main,
+             "slt-prune-mbart": prune_main}
     extra = ["--workers", "1"] if command[0] in ("slt-binarise", "slt-make-demo-data") else []
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

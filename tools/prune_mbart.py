@@ -31,7 +31,9 @@ import torch
 from fairseq.data import Dictionary
 from slt_plugins import __version__  # importing slt_plugins allow-lists the checkpoint's Namespace for torch.load
 from slt_plugins.data.manifest import manifest_path, read_manifest
-from tools.atomic import staging
+from tools.atomic import OutputError, Owner, check_output, staging
+
+OWNER = Owner("slt-prune-mbart", "meta.json", "tool")
 
 #: mbart.cc25's languages, in the order their tokens follow dict.txt in the checkpoint
 CC25_LANGS = ("ar_AR,cs_CZ,de_DE,en_XX,es_XX,et_EE,fi_FI,fr_XX,gu_IN,hi_IN,it_IT,ja_XX,kk_KZ,ko_KR,lt_LT,lv_LV,"
@@ -115,13 +117,14 @@ def prune_rows(state: Dict[str, torch.Tensor], rows: int, plan) -> List[str]:
 
 
 def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang: str,
-          langs: Sequence[str] = CC25_LANGS, lowercase_glosses: bool = True) -> dict:
+          langs: Sequence[str] = CC25_LANGS, lowercase_glosses: bool = True, overwrite: bool = False) -> dict:
     started = time.time()
     paths = {name: os.path.join(mbart_dir, name) for name in ("model.pt", "dict.txt", "sentence.bpe.model")}
     for path in paths.values():
         if not os.path.isfile(path):
             raise PruneError(f"{path} is missing: --mbart-dir must hold fairseq's mbart.cc25 release "
                              "(model.pt, dict.txt, sentence.bpe.model)")
+    check_output(out, OWNER, [mbart_dir], overwrite)  # before the slow loading; OUT may lie inside --data
     try:
         checkpoint = torch.load(paths["model.pt"], map_location="cpu")
     except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
@@ -157,7 +160,7 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
         "pruned_tensors": pruned_keys,
         "tool": f"fairseq-slt {__version__} slt-prune-mbart",
     }
-    with staging(out) as tmp:
+    with staging(out, OWNER, inputs=[mbart_dir], overwrite=overwrite) as tmp:
         torch.save(checkpoint, os.path.join(tmp, "model.pt"))
         new.save(os.path.join(tmp, "dict.txt"))
         shutil.copyfile(paths["sentence.bpe.model"], os.path.join(tmp, "sentence.bpe.model"))
@@ -175,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="slt-prune-mbart", description=__doc__.split("\n\n")[0])
     p.add_argument("--mbart-dir", required=True, help="folder of mbart.cc25: model.pt, dict.txt, sentence.bpe.model")
     p.add_argument("--data", required=True, help="binarised dataset (data_bins/NAME) whose vocabulary to keep")
-    p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME/mbart")
+    p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME/mbart; an existing folder that "
+                   "slt-prune-mbart did not write is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace --out even if slt-prune-mbart did not write it")
     p.add_argument("--source-lang", default="de_DGS", help="sign language tag, added as [TAG] (default de_DGS)")
     p.add_argument("--target-lang", default="de_DE", help="spoken language, one of the checkpoint's (default de_DE)")
     p.add_argument("--langs", default=",".join(CC25_LANGS),
@@ -189,8 +194,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         meta = prune(args.mbart_dir, args.data, args.out, source_lang=args.source_lang, target_lang=args.target_lang,
-                     langs=[x for x in args.langs.split(",") if x], lowercase_glosses=not args.keep_gloss_case)
-    except PruneError as e:
+                     langs=[x for x in args.langs.split(",") if x], lowercase_glosses=not args.keep_gloss_case,
+                     overwrite=args.overwrite)
+    except (PruneError, OutputError) as e:
         print(f"slt-prune-mbart: error: {e}", file=sys.stderr)
         return 2
     r = meta["rows"]
