@@ -52,6 +52,12 @@ def _inside(path: str, folder: str) -> bool:
 
 def check_output(out: str, owner: Owner, inputs: Iterable[str] = (), overwrite: bool = False) -> None:
     """Raise :class:`OutputError` unless ``out`` may be (re)placed by ``owner.tool``."""
+    check_placement(out, inputs)
+    check_existing(out, owner, overwrite)
+
+
+def check_placement(out: str, inputs: Iterable[str] = ()) -> None:
+    """``out`` is not the current folder nor holds it, and neither holds nor lies inside an input."""
     real = os.path.realpath(out)
     try:
         cwd = os.path.realpath(os.getcwd())
@@ -69,6 +75,10 @@ def check_output(out: str, owner: Owner, inputs: Iterable[str] = (), overwrite: 
             raise OutputError(f"--out {out}: holds the input {given}; choose a folder apart from the inputs")
         if _inside(real, source):
             raise OutputError(f"--out {out}: lies inside the input {given}; choose a folder apart from the inputs")
+
+
+def check_existing(out: str, owner: Owner, overwrite: bool = False) -> None:
+    """An existing ``out`` is empty or an earlier output of ``owner.tool``, or ``overwrite`` says to replace it."""
     if not os.path.lexists(out) or overwrite:
         return
     if os.path.isdir(out) and not os.path.islink(out) and (not os.listdir(out) or owner.wrote(out)):
@@ -134,8 +144,8 @@ def recover(out: str) -> None:
             continue
         marker = _read_marker(path)
         if marker is None:
-            if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
-                os.rmdir(path)  # killed before it wrote its marker; empty, so nothing is lost
+            if os.path.isdir(path) and not os.path.islink(path) and set(os.listdir(path)) <= {MARKER + ".tmp"}:
+                shutil.rmtree(path)  # killed while writing its marker: nothing else in it, so nothing is lost
             continue  # not made here: leave it alone
         if marker.get("state") == "complete" and not os.path.lexists(out):
             os.rename(path, out)  # cut between the two renames: put the complete new copy in place
@@ -164,11 +174,11 @@ def staging(out: str, owner: Optional[Owner] = None, *, inputs: Iterable[str] = 
     given, out = out, os.path.abspath(out)
     parent = os.path.dirname(out)
     if owner is not None:
-        check_output(given, owner, inputs, overwrite=True)  # inputs and the current folder: before anything
+        check_placement(given, inputs)
     os.makedirs(parent, exist_ok=True)
-    recover(out)
-    if owner is not None and not overwrite:
-        check_output(given, owner, overwrite=False)
+    recover(out)  # may put a complete copy back in place: before looking at what is there
+    if owner is not None:
+        check_existing(given, owner, overwrite)
     pid = os.getpid()
     tmp, old = f"{out}.tmp-{pid}", f"{out}.old-{pid}"
     for path in (tmp, old):
