@@ -112,6 +112,9 @@ HOSTILE = {
                    tsv(r, f"a\tclips/a\tA\ta\tS\t{r / 'mine' / 'train'}")),
         [*BIN, "tsv", "--manifest", "c.tsv", "--out", "bin"],
         r"c\.tsv, row 2: split '/.*/mine/train' is not a plain name", unchanged("mine/train.tsv")),
+    "tsv split named like the list of skipped rows": Hostile(
+        lambda r: (frames(r / "clips" / "a"), tsv(r, "a\tclips/a\tA\ta\tS\tskipped")),
+        [*BIN, "tsv", "--manifest", "c.tsv", "--out", "bin"], r"c\.tsv, row 2: split 'skipped' is reserved"),
     "--manifest SPLIT= with a path": Hostile(
         lambda r: (frames(r / "clips" / "a"), tsv(r, "a\tclips/a\tA\ta\tS")),
         [*BIN, "tsv", "--manifest", "../evil=c.tsv", "--out", "bin"],

@@ -54,6 +54,8 @@ MAX_KEY_BYTES = 511  # LMDB's default largest key (mdb_env_get_maxkeysize); ids 
 
 def split_problem(split: str) -> Optional[str]:
     """Why ``split`` cannot name the manifest ``OUT/<split>.tsv``, or None."""
+    if split == "skipped":
+        return "split 'skipped' is reserved (OUT/skipped.tsv lists the skipped rows); rename it"
     if PLAIN_NAME.fullmatch(split):
         return None
     return (f"split {split!r} is not a plain name (letters, digits, '_', '-', '.'; it names the file "
