@@ -43,7 +43,8 @@ def phoenix(root, rows=None, raw: bytes = b"", split="train"):
     appended as it is (bytes, to write what is not UTF-8)."""
     ann, frame_root = root / "corpus" / "ann", root / "corpus" / "frames"
     os.makedirs(ann, exist_ok=True)
-    rows = rows if rows is not None else [("rec-1", "Signer01", "REGEN", "regen"), ("rec-2", "Signer01", "SONNE", "sonne")]
+    if rows is None:
+        rows = [("rec-1", "Signer01", "REGEN", "regen"), ("rec-2", "Signer01", "SONNE", "sonne")]
     lines = [PHOENIX_HEADER] + [f"{n}|{n}/1/*.png|-1|-1|{s}|{g}|{t}" for n, s, g, t in rows]
     for name, *_ in rows:
         if "\t" not in name and "/" not in name:
@@ -81,10 +82,12 @@ def unchanged(*paths: str, content="years of work"):
 
 
 def written_nowhere_but(*allowed: str):
-    """No file named like a manifest outside the allowed folders (the split name must not choose the path)."""
+    """No manifest (``*.tsv``) beside the input ``c.tsv`` but in the allowed folders, even above the work folder:
+    the split name must not choose the path."""
     def check(root):
-        stray = [str(p.relative_to(root.parent)) for p in root.parent.rglob("*.tsv")
-                 if not any(part in allowed for part in p.relative_to(root).parts[:1]) and p.name != "c.tsv"]
+        inside = [root / folder for folder in allowed]
+        stray = [str(p) for p in root.parent.rglob("*.tsv")
+                 if p != root / "c.tsv" and not any(folder in p.parents for folder in inside)]
         assert not stray, f"written outside --out: {stray}"
     return check
 
@@ -155,7 +158,8 @@ HOSTILE = {
         a_folder_of_the_user, ["slt-make-demo-data", "--out", ".", "--train", "4", "--dev", "1", "--test", "1"],
         r"--out \.: is the current folder or holds it", unchanged("thesis.tex")),
     "demo data --out a folder of the user": Hostile(
-        lambda r: a_folder_of_the_user(r / "corpus"), ["slt-make-demo-data", "--out", "corpus", "--train", "4", "--dev", "1", "--test", "1"],
+        lambda r: a_folder_of_the_user(r / "corpus"),
+        ["slt-make-demo-data", "--out", "corpus", "--train", "4", "--dev", "1", "--test", "1"],
         r"--out corpus: refusing to replace a folder that is not an earlier output of slt-make-demo-data",
         unchanged("corpus/thesis.tex")),
     "export --out a folder of the user": Hostile(
@@ -211,7 +215,8 @@ HOSTILE = {
         [*BIN, "csl-daily", "--annotations", "sentence_label", "--out", "bin"],
         r"csl2020ct_v2\.pkl: not CSL-Daily's annotation pickle \(its 'info' is of type dict, expected a list"),
     "csl-daily entry of the wrong type": Hostile(
-        lambda r: csl_daily(r, {"info": ["S1"]}), [*BIN, "csl-daily", "--annotations", "sentence_label", "--out", "bin"],
+        lambda r: csl_daily(r, {"info": ["S1"]}),
+        [*BIN, "csl-daily", "--annotations", "sentence_label", "--out", "bin"],
         r"csl2020ct_v2\.pkl, entry 0: of type str, expected a dict with name, label_gloss, label_char"),
     "csl-daily glosses of the wrong type": Hostile(
         lambda r: csl_daily(r, {"info": [{"name": "S1", "label_gloss": 7, "label_char": ["他"]}]}),
@@ -258,11 +263,11 @@ def test_hostile_input_is_one_line_and_loses_nothing(case, tmp_path, monkeypatch
     hostile.build(root)
     monkeypatch.chdir(root)
     rc, stdout, stderr = run_in_process(hostile.command)
+    if hostile.check:  # first: what was lost matters more than the message
+        hostile.check(root)
     lines = stderr.strip().splitlines()
     assert rc != 0 and len(lines) == 1, f"exit {rc}, expected one error line, got:\n{stderr}"
     assert re.search(hostile.message, lines[0]), f"{lines[0]!r} does not match {hostile.message!r}"
-    if hostile.check:
-        hostile.check(root)
 
 
 # --- item 2: what --overwrite allows ------------------------------------------------------------------------------
