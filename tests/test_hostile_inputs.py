@@ -285,6 +285,15 @@ def test_overwrite_replaces_a_folder_of_the_user_and_a_rerun_replaces_its_own_ou
     assert sorted(os.listdir(tmp_path)) == ["bin", "corpus"]
 
 
+def test_overwrite_lets_the_demo_generator_replace_a_folder_of_the_user(tmp_path, monkeypatch):
+    a_folder_of_the_user(tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_in_process(["slt-make-demo-data", "--out", "corpus", "--train", "4", "--dev", "1", "--test", "1",
+                                 "--frame-size", "16", "16", "--overwrite"])
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path / "corpus")) == ["annotations", "demo_data.json", "frames"]
+
+
 # --- item 6: duplicates are decided after validity ----------------------------------------------------------------
 
 def test_a_duplicate_whose_other_copy_is_invalid_keeps_the_valid_copy(tmp_path, monkeypatch):
