@@ -321,6 +321,15 @@ def test_a_duplicate_whose_other_copy_is_invalid_keeps_the_valid_copy(tmp_path, 
     assert again[3] == "corpus/ann/PHOENIX-2014-T.train.corpus.csv, row 2"
 
 
+def test_skipped_tsv_keeps_its_columns_when_an_id_holds_a_tab(tmp_path, monkeypatch):
+    phoenix(tmp_path, [("rec-1", "S", "REGEN", "regen"), ("rec\t2", "S", "SONNE", "sonne")])
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_in_process([*PHOENIX, "--out", "bin", "--skip-invalid"])
+    assert rc == 0, err
+    header, row = (tmp_path / "bin" / "skipped.tsv").read_text().splitlines()
+    assert row.split("\t")[0] == "rec\\t2" and len(row.split("\t")) == len(header.split("\t")) == 4
+
+
 def test_without_skip_invalid_a_duplicate_still_stops_the_run(tmp_path, monkeypatch):
     phoenix(tmp_path)
     (tmp_path / "corpus" / "ann" / "PHOENIX-2014-T.dev.corpus.csv").write_text(

@@ -163,6 +163,11 @@ def build_text_dictionary(texts: Iterable[str], sp: spm.SentencePieceProcessor) 
     return d
 
 
+def _cell(value: str) -> str:
+    """A TSV cell: a skipped id may hold the very tab or newline it was skipped for."""
+    return value if value.isprintable() else repr(value)[1:-1]
+
+
 # --- the output folder -------------------------------------------------------------------------------------------
 
 OWNER = Owner("slt-binarise", "meta.json", "tool")
@@ -206,7 +211,8 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
         if invalid:
             with open(os.path.join(tmp, "skipped.tsv"), "w", encoding="utf-8") as f:
                 f.write("id\twhere\treason\tkept\n")  # kept: the copy of the same id that is in the dataset
-                f.writelines(f"{r.id}\t{r.origin}\t{r.reason}\t{kept.get(r.id, '')}\n" for r in invalid)
+                f.writelines("\t".join(map(_cell, (r.id, r.origin, r.reason, kept.get(r.id, "")))) + "\n"
+                             for r in invalid)
         meta = {
             "source": source,
             "language": language,
