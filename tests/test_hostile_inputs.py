@@ -443,3 +443,12 @@ def test_extract_features_keeps_a_folder_of_the_user_where_the_store_goes(tmp_pa
         "features/cnn_tconv.lmdb: exists and is not a feature store (no data.mdb); choose another --name, or pass "
         "--overwrite to replace it")
     unchanged("features/cnn_tconv.lmdb/thesis.tex")(data)
+
+
+def test_a_manifest_edited_into_another_encoding_is_one_line_naming_its_row(tmp_path):
+    from slt_plugins.data.manifest import ManifestError
+
+    path = tmp_path / "train.tsv"
+    path.write_bytes(b"id\tn_frames\tsigner\tgloss\ttext\tcontext\na\t3\tS\tREGEN\tregen\t\nb\t3\tS\tK\xc4LTE\tk\xe4lter\t\n")
+    with pytest.raises(ManifestError, match=r"train\.tsv, row 3: not UTF-8 \(byte 0xc4 at column 8\)"):
+        read_manifest(path)
