@@ -130,6 +130,11 @@ HOSTILE = {
         lambda r: phoenix(r, [("rec-1", "S", "A", "a"), ("../../rec-2", "S", "B", "b")]),
         [*PHOENIX, "--out", "bin"],
         r"train\.corpus\.csv, row 3: id '\.\./\.\./rec-2' is not a plain name: .*'/'"),
+    "phoenix video column leading out of the frames": Hostile(
+        lambda r: (phoenix(r, [("rec-1", "S", "A", "a")]), frames(r / "elsewhere" / "1"),
+                   (r / "corpus" / "ann" / "PHOENIX-2014-T.train.corpus.csv").write_text(
+                       f"{PHOENIX_HEADER}\nrec-9|../../../elsewhere/1/*.png|-1|-1|S|A|a\n")),
+        [*PHOENIX, "--out", "bin"], r"train\.corpus\.csv, row 2: corpus/frames/train/rec-9: no such frame folder"),
     # item 2: --out may replace only an earlier output of the same tool, and never hold or lie in an input
     "--out . (the current folder)": Hostile(
         lambda r: (phoenix(r), a_folder_of_the_user(r)),

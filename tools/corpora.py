@@ -131,10 +131,12 @@ def phoenix_split(path: str) -> str:
 
 def phoenix_frame_folder(frames: str, split: str, name: str, video: str) -> str:
     """Where the frames of one utterance are: the official layout is ``<frames>/<split>/<name>/``; the
-    ``video`` column (``<name>/1/*.png``) and split-less folders are tried as well."""
-    video_dir = os.path.dirname(video) if "*" in video else video
-    candidates = [os.path.join(frames, split, name), os.path.join(frames, split, video_dir),
-                  os.path.join(frames, name), os.path.join(frames, video_dir)]
+    ``video`` column (``<name>/1/*.png``) and split-less folders are tried as well, if it stays inside ``frames``."""
+    video_dir = os.path.normpath(os.path.dirname(video) if "*" in video else video)
+    candidates = [os.path.join(frames, split, name), os.path.join(frames, name)]
+    if video and not os.path.isabs(video_dir) and video_dir.split(os.sep)[0] not in ("..", "."):
+        candidates[1:1] = [os.path.join(frames, split, video_dir)]
+        candidates.append(os.path.join(frames, video_dir))
     for candidate in candidates:
         if os.path.isdir(candidate):
             return candidate
