@@ -15,6 +15,12 @@ language tokens and glosses included: ``Dictionary.load`` gives the model's voca
 ``sentence.bpe.model`` (copied), ``id_map.tsv`` (new id, old id or ``-`` for new rows, token, and the old ids a new
 row was initialised from) and ``meta.json``. Train with ``--task gloss2text --vocab OUT
 --pretrained-mbart OUT/model.pt``.
+
+``--mbart-dir`` may also be a Hugging Face MBart folder (``config.json``, ``model.safetensors`` or
+``pytorch_model.bin``, ``sentencepiece.bpe.model``, as ``facebook/mbart-large-cc25``): it is converted to the
+same fairseq layout by :mod:`slt_plugins.models.hf_mbart` (no ``transformers`` needed), its vocabulary read in HF's
+tokenizer order, and the settings its ``config.json`` fixes (activation, embedding scale) are stored in ``model.pt``
+as ``mbart_settings``.
 """
 
 import argparse
@@ -31,6 +37,8 @@ import torch
 from fairseq.data import Dictionary
 from slt_plugins import __version__  # importing slt_plugins allow-lists the checkpoint's Namespace for torch.load
 from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.models import hf_mbart
+from slt_plugins.models.hf_mbart import is_hf_mbart_folder
 from tools.atomic import OutputError, Owner, check_output, staging
 
 OWNER = Owner("slt-prune-mbart", "meta.json", "tool")
@@ -116,29 +124,61 @@ def prune_rows(state: Dict[str, torch.Tensor], rows: int, plan) -> List[str]:
     return pruned
 
 
-def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang: str,
-          langs: Sequence[str] = CC25_LANGS, lowercase_glosses: bool = True, overwrite: bool = False) -> dict:
-    started = time.time()
+def release_files(mbart_dir: str):
+    """(``"fairseq"`` or ``"hf"``, the paths of its files) for fairseq's release or a Hugging Face MBart folder (told
+    apart by ``config.json``), every file present, or a one-line error naming the missing one."""
+    if is_hf_mbart_folder(mbart_dir):
+        paths = {"weights": mbart_dir, "sentence.bpe.model": os.path.join(mbart_dir, hf_mbart.SPM)}
+        if not os.path.isfile(paths["sentence.bpe.model"]):
+            raise PruneError(f"{paths['sentence.bpe.model']} is missing: a Hugging Face MBart folder needs "
+                             "config.json, model.safetensors or pytorch_model.bin, and sentencepiece.bpe.model")
+        return "hf", paths
     paths = {name: os.path.join(mbart_dir, name) for name in ("model.pt", "dict.txt", "sentence.bpe.model")}
     for path in paths.values():
         if not os.path.isfile(path):
             raise PruneError(f"{path} is missing: --mbart-dir must hold fairseq's mbart.cc25 release "
-                             "(model.pt, dict.txt, sentence.bpe.model)")
-    check_output(out, OWNER, [mbart_dir], overwrite)  # before the slow loading; OUT may lie inside --data
-    try:
-        checkpoint = torch.load(paths["model.pt"], map_location="cpu")
-    except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
-        raise PruneError(f"{paths['model.pt']} cannot be read as a checkpoint ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); download mbart.cc25 again") from e
-    state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not state or EMBEDDING not in state:
-        raise PruneError(f"{paths['model.pt']}: not a fairseq BART/mBART checkpoint (no model.{EMBEDDING})")
+                             "(model.pt, dict.txt, sentence.bpe.model) or a Hugging Face MBart folder "
+                             "(config.json, model.safetensors or pytorch_model.bin, sentencepiece.bpe.model)")
+    return "fairseq", paths
+
+
+def load_release(release: str, paths: Dict[str, str], langs: Sequence[str]):
+    """(checkpoint with the fairseq state dict under ``model``, the dictionary of its rows). An HF folder is
+    converted by :mod:`slt_plugins.models.hf_mbart`; the settings its config fixes are kept as ``mbart_settings``,
+    which ``--pretrained-mbart`` checks against the model's."""
+    if release == "hf":
+        try:
+            state, settings = hf_mbart.load_hf_mbart(paths["weights"])
+            old = hf_mbart.hf_dictionary(paths["sentence.bpe.model"], langs, state[EMBEDDING].size(0))
+        except hf_mbart.HFMBartError as e:
+            raise PruneError(str(e)) from None
+        checkpoint, source = {"model": state, "mbart_settings": settings}, paths["weights"]
+    else:
+        try:
+            checkpoint = torch.load(paths["model.pt"], map_location="cpu")
+        except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
+            raise PruneError(f"{paths['model.pt']} cannot be read as a checkpoint ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}); download mbart.cc25 again") from e
+        state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+        if not state or EMBEDDING not in state:
+            raise PruneError(f"{paths['model.pt']}: not a fairseq BART/mBART checkpoint (no model.{EMBEDDING})")
+        old = load_mbart_dictionary(paths["dict.txt"], langs, state[EMBEDDING].size(0))
+        source = paths["model.pt"]
     rows = state[EMBEDDING].size(0)
-    old = load_mbart_dictionary(paths["dict.txt"], langs, rows)
     if rows != len(old):
-        raise PruneError(f"{paths['model.pt']} has {rows} embedding rows but {paths['dict.txt']} with "
-                         f"{len(langs)} language tokens and <mask> gives {len(old)}; pass the checkpoint's languages "
-                         "with --langs")
+        raise PruneError(f"{source} has {rows} embedding rows but its vocabulary with {len(langs)} language tokens "
+                         f"and <mask> gives {len(old)}; pass the checkpoint's languages with --langs")
+    return checkpoint, old
+
+
+def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang: str,
+          langs: Sequence[str] = CC25_LANGS, lowercase_glosses: bool = True, overwrite: bool = False) -> dict:
+    started = time.time()
+    release, paths = release_files(mbart_dir)
+    check_output(out, OWNER, [mbart_dir], overwrite)  # before the slow loading; OUT may lie inside --data
+    checkpoint, old = load_release(release, paths, langs)
+    state = checkpoint["model"]
+    rows = state[EMBEDDING].size(0)
     if lang_token(target_lang) not in old.indices:
         raise PruneError(f"target language {target_lang!r} is not among the checkpoint's languages "
                          f"({', '.join(langs)}); pick one with --target-lang")
@@ -154,7 +194,7 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
         new.add_symbol(token, n=1)
     assert len(new) == len(plan), "a kept token is listed twice"
     meta = {
-        "source": {"mbart_dir": mbart_dir, "data": data, "splits": corpus["splits"]},
+        "source": {"mbart_dir": mbart_dir, "format": release, "data": data, "splits": corpus["splits"]},
         "rows": {"before": rows, "after": len(plan), **counts},
         "source_lang": source_lang, "target_lang": target_lang, "lowercase_glosses": lowercase_glosses,
         "pruned_tensors": pruned_keys,
@@ -176,7 +216,9 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="slt-prune-mbart", description=__doc__.split("\n\n")[0])
-    p.add_argument("--mbart-dir", required=True, help="folder of mbart.cc25: model.pt, dict.txt, sentence.bpe.model")
+    p.add_argument("--mbart-dir", required=True, help="fairseq's mbart.cc25 folder (model.pt, dict.txt, "
+                   "sentence.bpe.model) or a Hugging Face MBart folder (config.json, model.safetensors or "
+                   "pytorch_model.bin, sentencepiece.bpe.model), told apart by config.json")
     p.add_argument("--data", required=True, help="binarised dataset (data_bins/NAME) whose vocabulary to keep")
     p.add_argument("--out", required=True, help="output folder, e.g. data_bins/NAME/mbart; an existing folder that "
                    "slt-prune-mbart did not write is refused unless --overwrite")

@@ -1,7 +1,8 @@
 """The gloss→text translator: fairseq's mBART (pre-norm BART) sized as mbart.cc25, or small enough for a CPU.
 
 ``--pretrained-mbart FILE`` starts it from a checkpoint pruned to the dataset by ``slt-prune-mbart`` (read with
-``--vocab`` pointing at the same folder, so that row i of the embedding is token i of the dictionary).
+``--vocab`` pointing at the same folder, so that row i of the embedding is token i of the dictionary), or from a
+Hugging Face MBart folder whose rows are the ``--vocab`` dictionary's tokens.
 
 fairseq's own ``mbart_large`` arch leaves ``--encoder-normalize-before``/``--decoder-normalize-before`` off and
 relies on the fine-tuning command line to switch them on; the mbart.cc25 weights need them, so our archs set them.
@@ -16,6 +17,7 @@ from fairseq.models.bart import BARTModel
 from fairseq.models.bart.model import bart_large_architecture
 
 from slt_plugins.models.gloss_spelling_embedding import GlossSpellingEmbedding
+from slt_plugins.models.hf_mbart import HFMBartError, is_hf_mbart_folder, load_hf_mbart
 from slt_plugins.models.uniform_mask_dropout import use_uniform_mask_dropout
 
 logger = logging.getLogger(__name__)
@@ -73,15 +75,31 @@ class MBartTranslator(BARTModel):
         if it were beams; the shortcut saves little at these sentence lengths."""
 
     def load_pretrained_mbart(self, path: str) -> None:
-        """Copy a (pruned) mBART checkpoint's weights in; every parameter must match, or the error says which."""
-        if not os.path.isfile(path):
+        """Copy a (pruned) mBART checkpoint's weights in, or a Hugging Face MBart folder's (converted by
+        :mod:`slt_plugins.models.hf_mbart`); every parameter must match, and so must the settings recorded with
+        weights converted from HF (activation, embedding scale), or the error says which."""
+        if os.path.isdir(path) and is_hf_mbart_folder(path):
+            try:
+                state, settings = load_hf_mbart(path)
+            except HFMBartError as e:
+                raise ValueError(f"--pretrained-mbart {e}") from None
+        elif not os.path.isfile(path):
             raise FileNotFoundError(f"--pretrained-mbart {path}: no such file (make it with slt-prune-mbart)")
-        state = torch.load(path, map_location="cpu")["model"]
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            state, settings = checkpoint["model"], checkpoint.get("mbart_settings") or {}
         rows, vocab = state["encoder.embed_tokens.weight"].shape, len(self.encoder.dictionary)
         if rows[0] != vocab or rows[1] != self.args.encoder_embed_dim:
             raise ValueError(f"--pretrained-mbart {path}: embedding {tuple(rows)} but the model has {vocab} tokens × "
                              f"{self.args.encoder_embed_dim}; pass --vocab with the folder slt-prune-mbart wrote this "
                              "file into, and the arch it was trained with (mbart_translator for mbart.cc25)")
+        for key, value in settings.items():
+            if key.startswith("max_") or getattr(self.args, key, value) == value:
+                continue  # positions: the table's shape says it, and load_exactly names the fix
+            flag = "--" + key.replace("_", "-")
+            fix = f"pass {flag} {value}" if not isinstance(value, bool) else f"{'pass' if value else 'drop'} {flag}"
+            raise ValueError(f"--pretrained-mbart {path}: its weights need {key}={value!r} but the model has "
+                             f"{getattr(self.args, key)!r}; {fix}")
         self.upgrade_state_dict_named(state, "")
         load_exactly(self, state, f"--pretrained-mbart {path}",
                      "use the arch and --max-source/target-positions it was trained with")
