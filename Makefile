@@ -21,7 +21,8 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 		|| $(BIN)/python -m pip install $(TORCH)
 	@# fairseq's declared dependencies pull torchaudio and a CUDA torch: install it alone; setup.cfg lists its needs
 	@$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/python -m pip install --no-deps $(FAIRSEQ)
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
+	@# .[hf]: safetensors for Hugging Face MBart folders, and transformers, which the conversion's tests compare with
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf]"
 	@touch $@
 
 demo: $(STAMP)

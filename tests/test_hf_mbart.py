@@ -286,5 +286,5 @@ def test_prune_mbart_reads_an_hf_folder_and_gloss2text_trains_from_it(dataset):
         str(vocab / "dict.txt"))
     shutil.copyfile(tmp / "hf" / "sentencepiece.bpe.model", vocab / "sentence.bpe.model")
     train = run_script("fairseq-train", tmp / "bin", *common, "--vocab", vocab, "--source-lang", "en_XX",
-                       "--pretrained-mbart", tmp / "hf", "--save-dir", tmp / "ckpt_hf")
+                       "--target-lang", "de_DE", "--pretrained-mbart", tmp / "hf", "--save-dir", tmp / "ckpt_hf")
     assert re.search(r"initialised from \S*hf\b", train.stdout + train.stderr)

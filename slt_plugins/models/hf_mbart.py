@@ -5,9 +5,10 @@ HF's ``MBartForConditionalGeneration`` is fairseq's pre-norm mBART under other n
 
 - ``model.shared`` (= both ``embed_tokens`` and, tied, ``lm_head``) → ``encoder/decoder.embed_tokens`` and
   ``decoder.output_projection``; an untied ``lm_head`` that differs is refused (``mbart_translator`` shares them).
-- ``model.{encoder,decoder}.embed_positions`` → the same rows: HF adds its offset 2 to positions counted from 0, fairseq
-  counts positions from ``padding_idx + 1 = 2``; both tables have ``max_position_embeddings + 2`` rows. fairseq skips
-  padding when counting, HF does not: the two agree on unpadded and right-padded sentences.
+- ``model.{encoder,decoder}.embed_positions`` → the same rows: HF adds its offset 2 to positions counted from 0,
+  fairseq counts positions from ``padding_idx + 1 = 2``; both tables have ``max_position_embeddings + 2`` rows.
+  fairseq skips padding when counting, HF does not: the two agree on unpadded and right-padded sentences (the
+  gloss2text task pads on the right).
 - ``layernorm_embedding``, the final ``layer_norm`` of encoder and decoder, and every layer's weights keep their names
   once ``model.`` is stripped.
 - ``final_logits_bias`` (HF adds it to the logits; zero in every released mBART) has no fairseq counterpart: a
