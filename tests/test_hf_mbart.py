@@ -4,6 +4,7 @@ A tiny random ``MBartForConditionalGeneration`` and a tiny sentencepiece model a
 them; nothing is downloaded. The converter itself never imports ``transformers``: only these tests do.
 """
 
+import json
 import re
 import shutil
 from argparse import Namespace
@@ -288,3 +289,29 @@ def test_prune_mbart_reads_an_hf_folder_and_gloss2text_trains_from_it(dataset):
     train = run_script("fairseq-train", tmp / "bin", *common, "--vocab", vocab, "--source-lang", "en_XX",
                        "--target-lang", "de_DE", "--pretrained-mbart", tmp / "hf", "--save-dir", tmp / "ckpt_hf")
     assert re.search(r"initialised from \S*hf\b", train.stdout + train.stderr)
+
+
+def test_sharded_safetensors_and_bin_read_as_the_single_file(tmp_path):
+    """``model.safetensors.index.json`` with its shards (as HF saves a large model), and ``pytorch_model.bin``
+    (weights_only), give the same converted weights as ``model.safetensors``."""
+    from safetensors.torch import load_file, save_file
+
+    make_hf_mbart(tmp_path / "hf")
+    whole, settings = load_hf_mbart(str(tmp_path / "hf"))
+    state = load_file(tmp_path / "hf" / "model.safetensors")
+    for name, keep in (("sharded", "safetensors index"), ("bin", "pytorch_model.bin")):
+        folder = tmp_path / name
+        shutil.copytree(tmp_path / "hf", folder)
+        (folder / "model.safetensors").unlink()
+        if name == "bin":
+            torch.save(state, folder / "pytorch_model.bin")
+        else:
+            keys = sorted(state)
+            shards = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+            for shard, names in shards.items():
+                save_file({k: state[k] for k in names}, folder / shard)
+            (folder / "model.safetensors.index.json").write_text(json.dumps(
+                {"metadata": {}, "weight_map": {k: shard for shard, names in shards.items() for k in names}}))
+        again, again_settings = load_hf_mbart(str(folder))
+        assert again_settings == settings and sorted(again) == sorted(whole), keep
+        assert all(torch.equal(again[k], whole[k]) for k in whole), keep
