@@ -315,3 +315,32 @@ def test_sharded_safetensors_and_bin_read_as_the_single_file(tmp_path):
         again, again_settings = load_hf_mbart(str(folder))
         assert again_settings == settings and sorted(again) == sorted(whole), keep
         assert all(torch.equal(again[k], whole[k]) for k in whole), keep
+
+
+def test_training_and_translating_never_import_transformers_or_safetensors():
+    """The converter reads HF folders by itself: the model, the task and slt-prune-mbart import neither package
+    (safetensors only once a folder holding it is read)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, slt_plugins.models.mbart_translator, slt_plugins.tasks.gloss2text, tools.prune_mbart; "
+            "print(sorted(m for m in ('transformers', 'safetensors') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_an_incomplete_hf_folder_is_one_line_from_slt_prune_mbart(tmp_path, capsys):
+    make_hf_mbart(tmp_path / "hf")
+    capsys.readouterr()  # save_pretrained's progress bar
+    (tmp_path / "hf" / "sentencepiece.bpe.model").unlink()
+    args = ["--mbart-dir", str(tmp_path / "hf"), "--data", str(tmp_path / "bin"), "--out", str(tmp_path / "out")]
+    assert prune_main(args) == 2
+    err = capsys.readouterr().err
+    assert "sentencepiece.bpe.model is missing" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "hf" / "model.safetensors").unlink()
+    (tmp_path / "hf" / "sentencepiece.bpe.model").touch()
+    (tmp_path / "bin").mkdir()
+    assert prune_main(args) == 2
+    err = capsys.readouterr().err
+    assert "neither model.safetensors nor pytorch_model.bin" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
