@@ -20,9 +20,9 @@ from fairseq.sequence_generator import SequenceGenerator  # noqa: E402
 
 import slt_plugins  # noqa: E402,F401
 from conftest import run_script  # noqa: E402
+from slt_plugins.data.manifest import read_manifest  # noqa: E402
 from slt_plugins.models.hf_mbart import HFMBartError, hf_dictionary, load_hf_mbart  # noqa: E402
 from slt_plugins.models.mbart_translator import MBartTranslator, mbart_translator_tiny  # noqa: E402
-from slt_plugins.data.manifest import read_manifest  # noqa: E402
 from test_fairseq_cli import write_toy_corpus  # noqa: E402
 from tools.prune_mbart import main as prune_main  # noqa: E402
 
