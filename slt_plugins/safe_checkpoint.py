@@ -19,12 +19,15 @@ class CheckpointError(ValueError):
 
 def _reason(error: BaseException) -> str:
     text = str(error)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    refused = re.search(r"(?:unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text, flags=re.I)
     if refused:
         return (f"its pickle calls {refused.group(1)}, which could run code: only tensors and plain data are "
                 "accepted (torch.load weights_only=True)")
     if isinstance(error, EOFError) or "central directory" in text or "failed reading" in text:
         return "the file is truncated or damaged (an interrupted copy or download?); copy or export it again"
+    if "Weights only load failed" in text:  # torch's other refusals: the line after its generic preamble
+        lines = [line for line in text.splitlines()[1:] if line.strip() and "documentation" not in line]
+        return f"torch.load(weights_only=True) refuses it ({lines[0].strip() if lines else 'unsupported content'})"
     first = text.splitlines()[0] if text else ""
     return f"{type(error).__name__}: {first[:200]}"
 

@@ -180,10 +180,11 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     import slt_plugins  # noqa: F401  (registers the tasks and models the checkpoint names)
+    from slt_plugins.safe_checkpoint import CheckpointError
 
     try:
         extract(args)
-    except ExtractError as e:
+    except (ExtractError, CheckpointError) as e:
         print(f"slt-extract-features: {e}", file=sys.stderr)
         return 1
     finally:

@@ -31,6 +31,7 @@ import torch
 from fairseq.data import Dictionary
 from slt_plugins import __version__  # importing slt_plugins allow-lists the checkpoint's Namespace for torch.load
 from slt_plugins.data.manifest import manifest_path, read_manifest
+from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
 from tools.atomic import staging
 
 #: mbart.cc25's languages, in the order their tokens follow dict.txt in the checkpoint
@@ -122,11 +123,10 @@ def prune(mbart_dir: str, data: str, out: str, *, source_lang: str, target_lang:
         if not os.path.isfile(path):
             raise PruneError(f"{path} is missing: --mbart-dir must hold fairseq's mbart.cc25 release "
                              "(model.pt, dict.txt, sentence.bpe.model)")
-    try:
-        checkpoint = torch.load(paths["model.pt"], map_location="cpu")
-    except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
-        raise PruneError(f"{paths['model.pt']} cannot be read as a checkpoint ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); download mbart.cc25 again") from e
+    try:  # weights_only=True: a truncated download, or a pickle that would run code, is refused
+        checkpoint = load_checkpoint_file(paths["model.pt"])
+    except CheckpointError as e:
+        raise PruneError(f"{e}; download mbart.cc25 again") from None
     state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
     if not state or EMBEDDING not in state:
         raise PruneError(f"{paths['model.pt']}: not a fairseq BART/mBART checkpoint (no model.{EMBEDDING})")

@@ -37,12 +37,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import slt_plugins  # noqa: F401  (registers the tasks and models)
+    from slt_plugins.safe_checkpoint import CheckpointError
     from slt_plugins.translator import BundleError, SignTranslator
 
     try:
         model = SignTranslator.from_pretrained(args.model, device=args.device, beam=args.beam,
                                                gloss_beam=args.gloss_beam)
-    except (BundleError, OSError) as e:
+    except (BundleError, CheckpointError, OSError) as e:
         print(f"slt-translate: {e}", file=sys.stderr)
         return 1
     if args.plot and model.kind == "gloss2text":

@@ -17,6 +17,7 @@ from fairseq.models.bart.model import bart_large_architecture
 
 from slt_plugins.models.gloss_spelling_embedding import GlossSpellingEmbedding
 from slt_plugins.models.uniform_mask_dropout import use_uniform_mask_dropout
+from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class MBartTranslator(BARTModel):
         """Copy a (pruned) mBART checkpoint's weights in; every parameter must match, or the error says which."""
         if not os.path.isfile(path):
             raise FileNotFoundError(f"--pretrained-mbart {path}: no such file (make it with slt-prune-mbart)")
-        state = torch.load(path, map_location="cpu")["model"]
+        state = load_checkpoint_file(path, "--pretrained-mbart").get("model")
+        if not isinstance(state, dict) or "encoder.embed_tokens.weight" not in state:
+            raise CheckpointError(f"--pretrained-mbart {path}: not an mBART checkpoint (no model.encoder.embed_tokens)")
         rows, vocab = state["encoder.embed_tokens.weight"].shape, len(self.encoder.dictionary)
         if rows[0] != vocab or rows[1] != self.args.encoder_embed_dim:
             raise ValueError(f"--pretrained-mbart {path}: embedding {tuple(rows)} but the model has {vocab} tokens × "
