@@ -157,3 +157,148 @@ def test_hostile_input_is_one_line_and_runs_no_code(case, world, tmp_path, monke
     assert len(errors) == 1, proc.stderr[-3000:]
     assert not (tmp_path / "MARKER").exists(), "the checkpoint's pickle ran code"
     assert {p: os.path.getmtime(p) for p in before} == before
+
+
+# --- stored clips and frames (issue 25 item 4): each bad input is its own one-line error, the rest is translated --
+
+def small_jpeg(width=32, height=32, value=128):
+    from slt_plugins.data.lmdb_store import encode_jpeg
+
+    return encode_jpeg(np.full((height, width, 3), value, dtype=np.uint8))
+
+
+def jpeg_claiming(width, height):
+    """A tiny JPEG whose frame header (SOF0) declares width×height."""
+    data = bytearray(small_jpeg(8, 8))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5: sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def png_claiming(path, width, height):
+    """A tiny PNG whose IHDR (with a valid CRC) declares width×height."""
+    import io
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+
+
+def hostile_store(path):
+    """A frames store with one good clip and one of each kind of damage; returns {key: expected error}."""
+    import struct
+
+    from slt_plugins.data.lmdb_store import LmdbWriter, pack_clip
+
+    good = [small_jpeg(value=40 * i) for i in range(6)]
+    cut = small_jpeg(64, 64)
+    expected = {
+        "corrupt_header": "header declares 4294967295 frames",
+        "garbage_jpeg": "frame 2: not a readable JPEG (UnidentifiedImageError",
+        "truncated_jpeg": "frame 1: not a readable JPEG (OSError",
+        "mixed_sizes": "frame 3: 48×48 where the clip's first frame is 32×32",
+        "bomb": "frame 1: not a readable JPEG (DecompressionBombError",
+        "claims_9000": "frame 1: declares 9000×9000 = 81,000,000 pixels, over the limit of 16,777,216 per frame",
+    }
+    with LmdbWriter(str(path)) as writer:
+        writer.put("good", pack_clip(good))
+        writer.put("corrupt_header", struct.pack("<4sBI", b"SLTF", 1, 0xFFFFFFFF) + b"\0" * 64)
+        writer.put("garbage_jpeg", pack_clip([good[0], b"garbage, not a JPEG", good[2], good[3]]))
+        writer.put("truncated_jpeg", pack_clip([cut[: len(cut) * 2 // 3]] * 4))
+        writer.put("mixed_sizes", pack_clip(good[:2] + [small_jpeg(48, 48)] + good[3:]))
+        writer.put("bomb", pack_clip([jpeg_claiming(60000, 60000)] * 4))
+        writer.put("claims_9000", pack_clip([jpeg_claiming(9000, 9000)] * 4))
+    return expected
+
+
+def test_translate_gives_each_damaged_clip_its_line_and_translates_the_rest(world, tmp_path):
+    import json
+
+    from PIL import Image
+
+    expected = {f"{tmp_path}/hostile.lmdb:{k}": v for k, v in hostile_store(tmp_path / "hostile.lmdb").items()}
+    bomb, mixed = tmp_path / "bomb_folder", tmp_path / "mixed_folder"
+    bomb.mkdir(), mixed.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 40)).save(bomb / f"images{i:04d}.png")
+        Image.new("RGB", (40, 40) if i != 2 else (40, 56)).save(mixed / f"images{i:04d}.png")
+    png_claiming(bomb / "images0002.png", 60000, 60000)
+    expected[str(bomb)] = f"{bomb / 'images0002.png'}: unreadable image (DecompressionBombError"
+    expected[str(mixed)] = f"{mixed / 'images0002.png'}: a frame of"
+    good = [f"{tmp_path}/hostile.lmdb:good", f"{world['data']}/frames.lmdb:{first_id(world['data'], 'test')}"]
+    inputs = [good[0], *expected, good[1]]
+    proc = run_script("slt-translate", "--model", world["bundle"], *inputs, "--json", "--batch-size", "3",
+                      check=False, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    results = {r["input"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert list(results) == inputs
+    assert all(results[g]["error"] is None and results[g]["glosses"] is not None for g in good)
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == len(expected), proc.stderr
+    for source, line in zip(expected, errors):
+        assert line.startswith("slt-translate: ") and expected[source] in line, (source, line)
+        assert expected[source] in results[source]["error"]
+
+
+def first_id(data, split):
+    from slt_plugins.data.manifest import read_manifest
+
+    return read_manifest(os.path.join(data, f"{split}.tsv"))[0].id
+
+
+def test_datasets_refuse_absurd_frames_before_decoding_and_the_limits_are_settable(tmp_path, monkeypatch):
+    from slt_plugins.data.lmdb_store import FrameStore, StoreError
+    from slt_plugins.data.manifest import ManifestRow
+    from slt_plugins.data.sign_dataset import SignFrameDataset
+
+    hostile_store(tmp_path / "hostile.lmdb")
+    store = FrameStore(str(tmp_path / "hostile.lmdb"))
+    rows = [ManifestRow(id=k, n_frames=n, signer="", gloss="", text="")
+            for k, n in (("good", 6), ("claims_9000", 4), ("mixed_sizes", 6))]
+    dataset = SignFrameDataset(store, rows, crop_size=16)
+    assert dataset[0]["frames"].shape == (8, 3, 16, 16)
+    with pytest.raises(StoreError, match=r"declares 9000×9000 = 81,000,000 pixels, over the limit .* before decoding"):
+        dataset[1]
+    with pytest.raises(StoreError, match="48×48 where the clip's first frame is 32×32"):
+        dataset[2]
+    monkeypatch.setenv("SLT_MAX_CLIP_PIXELS", str(5 * 32 * 32))  # 6 frames of 32×32 are over it
+    with pytest.raises(StoreError, match=r"6 frames of 32×32 = 6,144 pixels, over the limit of 5,120 per clip"):
+        store.frames("good")
+    monkeypatch.setenv("SLT_MAX_FRAME_PIXELS", str(31 * 32))
+    monkeypatch.setenv("SLT_MAX_CLIP_PIXELS", "")
+    with pytest.raises(StoreError, match="over the limit of 992 per frame"):
+        store.frames("good")
+
+
+def test_frame_folders_and_videos_are_refused_before_decoding(tmp_path, shared_data, monkeypatch):
+    """What slt-binarise and slt-translate read: a frame folder whose image claims a huge size, and a video over
+    the frame limit (the real test video with the limit set below its size)."""
+    from PIL import Image
+
+    from slt_plugins.data.video_io import ClipReadError, iter_clip_frames, read_clip
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 40)).save(folder / f"images{i:04d}.png")
+    png_claiming(folder / "images0003.png", 9000, 9000)
+    frames = iter_clip_frames(str(folder))
+    assert next(frames).shape == (40, 40, 3)
+    with pytest.raises(ClipReadError, match=r"images0003.png: declares 9000×9000 = 81,000,000 pixels"):
+        list(frames)
+    video = os.path.join(shared_data, "video", "test_video.mp4")
+    monkeypatch.setenv("SLT_MAX_FRAME_PIXELS", "1000")
+    with pytest.raises(ClipReadError, match=r"test_video.mp4: declares \d+×\d+ = [\d,]+ pixels, over the limit of "
+                                            r"1,000 per frame"):
+        read_clip(video, 64)
+    monkeypatch.setenv("SLT_MAX_FRAME_PIXELS", "")
+    monkeypatch.setenv("SLT_MAX_CLIP_PIXELS", str(10 * 64 * 85))
+    with pytest.raises(ClipReadError, match=r"test_video.mp4: 11 frames of 64×85 = 59,840 pixels, over the limit "
+                                            r"of 54,400 per clip"):
+        read_clip(video, 64)

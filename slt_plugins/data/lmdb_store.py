@@ -18,7 +18,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import lmdb
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from slt_plugins.data.video_io import clip_size_error, frame_size_error
 
 CLIP_MAGIC = b"SLTF"
 CLIP_VERSION = 1
@@ -45,12 +47,21 @@ def pack_clip(jpegs: List[bytes]) -> bytes:
     return _HEADER.pack(CLIP_MAGIC, CLIP_VERSION, len(jpegs)) + lengths + b"".join(jpegs)
 
 
-def unpack_clip(value: bytes, key: str = "?") -> List[bytes]:
+def clip_header(value: bytes, key: str = "?") -> int:
+    """The frame count of a packed clip, after checking that its header fits the value."""
     if len(value) < _HEADER.size:
         raise StoreError(f"clip {key!r}: value of {len(value)} bytes is too short for a header")
     magic, version, n = _HEADER.unpack_from(value)
     if magic != CLIP_MAGIC or version != CLIP_VERSION:
         raise StoreError(f"clip {key!r}: not a fairseq-slt clip (magic {magic!r}, version {version})")
+    if _HEADER.size + 4 * n > len(value):
+        raise StoreError(f"clip {key!r}: header declares {n} frames, more than its {len(value)} bytes can hold "
+                         "(corrupt or truncated store; binarise the dataset again)")
+    return n
+
+
+def unpack_clip(value: bytes, key: str = "?") -> List[bytes]:
+    n = clip_header(value, key)
     lengths = struct.unpack_from(f"<{n}I", value, _HEADER.size)
     offset = _HEADER.size + 4 * n
     if offset + sum(lengths) != len(value):
@@ -145,21 +156,40 @@ class FrameStore(LmdbReader):
         Decoding is most of the cost of reading a clip, so each frame goes straight into the result: no format
         probing, no conversion of frames that are RGB already, no stacking (7–12% faster than stacking decode_jpeg)."""
         jpegs = self.jpegs(key)
-        chosen = jpegs if indices is None else [jpegs[i] for i in indices]
+        positions = range(len(jpegs)) if indices is None else [int(i) for i in indices]
+        try:
+            chosen = [jpegs[i] for i in positions]
+        except IndexError:
+            raise StoreError(f"{self.path}: clip {key!r} has {len(jpegs)} frames, fewer than the manifest says "
+                             "(binarise the dataset again)") from None
         if not chosen:
             raise StoreError(f"clip {key!r}: no frames to decode")
         out = None
         for i, data in enumerate(chosen):
-            image = Image.open(io.BytesIO(data), formats=("JPEG",))
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            if out is None:
-                out = np.empty((len(chosen), image.height, image.width, 3), dtype=np.uint8)
-            out[i] = image
+            what = f"{self.path}: clip {key!r}, frame {positions[i] + 1}"
+            try:
+                image = Image.open(io.BytesIO(data), formats=("JPEG",))  # the header only: size before decoding
+                if out is None:
+                    error = frame_size_error(what, image.width, image.height) or clip_size_error(
+                        f"{self.path}: clip {key!r}", len(chosen), image.height, image.width)
+                    if error:
+                        raise StoreError(error)
+                    out = np.empty((len(chosen), image.height, image.width, 3), dtype=np.uint8)
+                elif image.size != (out.shape[2], out.shape[1]):
+                    raise StoreError(f"{what}: {image.width}×{image.height} where the clip's first frame is "
+                                     f"{out.shape[2]}×{out.shape[1]}; binarise the dataset again")
+                if image.mode != "RGB":
+                    image = image.convert("RGB")
+                out[i] = image
+            except StoreError:
+                raise
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
+                raise StoreError(f"{what}: not a readable JPEG ({type(e).__name__}: {e}); binarise the dataset "
+                                 "again") from None
         return out
 
     def num_frames(self, key: str) -> int:
-        return _HEADER.unpack_from(self.get(key))[2]
+        return clip_header(self.get(key), key)
 
 
 def array_shape(value: bytes) -> Tuple[int, ...]:
