@@ -231,6 +231,10 @@ def test_translate_gives_each_damaged_clip_its_line_and_translates_the_rest(worl
     png_claiming(bomb / "images0002.png", 60000, 60000)
     expected[str(bomb)] = f"{bomb / 'images0002.png'}: unreadable image (DecompressionBombError"
     expected[str(mixed)] = f"{mixed / 'images0002.png'}: a frame of"
+    (tmp_path / "not_lmdb.lmdb").mkdir()
+    (tmp_path / "not_lmdb.lmdb" / "data.mdb").write_bytes(b"\0garbage" * 512)
+    expected[f"{tmp_path}/not_lmdb.lmdb:x"] = f"{tmp_path}/not_lmdb.lmdb: not an LMDB store"
+    expected[f"{tmp_path}/hostile.lmdb:{'k' * 600}"] = "a key has 1 to 511 bytes, this one 600"
     good = [f"{tmp_path}/hostile.lmdb:good", f"{world['data']}/frames.lmdb:{first_id(world['data'], 'test')}"]
     inputs = [good[0], *expected, good[1]]
     proc = run_script("slt-translate", "--model", world["bundle"], *inputs, "--json", "--batch-size", "3",
@@ -244,6 +248,26 @@ def test_translate_gives_each_damaged_clip_its_line_and_translates_the_rest(worl
     for source, line in zip(expected, errors):
         assert line.startswith("slt-translate: ") and expected[source] in line, (source, line)
         assert expected[source] in results[source]["error"]
+
+
+def test_translate_reruns_a_failing_batch_one_input_at_a_time(world, tmp_path, monkeypatch):
+    """An input that fails in a way no reader anticipated (here: injected into the real model's clip loading) costs
+    that input alone its translation, not its batch's."""
+    from slt_plugins.translator import SignTranslator
+    from tools import translate
+
+    model = SignTranslator.from_pretrained(str(world["bundle"]), device="cpu")
+    load_clip = model.load_clip
+    monkeypatch.setattr(model, "load_clip", lambda s: (_ for _ in ()).throw(RuntimeError("unforeseen\nmore"))
+                        if s.endswith(":poison") else load_clip(s))
+    good = [f"{world['data']}/frames.lmdb:{first_id(world['data'], split)}" for split in ("dev", "test", "train")]
+    inputs = [good[0], f"{world['data']}/frames.lmdb:poison", good[1], good[2]]
+    plotted = []
+    results = translate.run_each(model, inputs, 2, lambda n: None, lambda k, a: plotted.append((k, a.input)))
+    assert [r.input for r in results] == inputs
+    assert results[1].error == f"{inputs[1]}: RuntimeError: unforeseen"
+    assert all(r.error is None and r.glosses is not None for k, r in enumerate(results) if k != 1)
+    assert sorted(plotted) == [(0, inputs[0]), (2, inputs[2]), (3, inputs[3])]
 
 
 def first_id(data, split):

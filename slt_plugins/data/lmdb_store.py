@@ -26,6 +26,7 @@ CLIP_MAGIC = b"SLTF"
 CLIP_VERSION = 1
 _HEADER = struct.Struct("<4sBI")
 MAP_SIZE = 1 << 40  # address space only: LMDB files grow with the data
+MAX_KEY_BYTES = 511  # LMDB's default key size limit
 
 
 class StoreError(ValueError):
@@ -105,7 +106,11 @@ def _readonly_env(path: str) -> lmdb.Environment:
     if cached is None or cached[0] != identity:
         if cached is not None:
             cached[1].close()
-        env = lmdb.open(real, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+        try:
+            env = lmdb.open(real, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+        except lmdb.Error as e:
+            raise StoreError(f"{path}: not an LMDB store ({type(e).__name__}: {e}); binarise the dataset "
+                             "again") from None
         _ENVS[real] = identity, env
     return _ENVS[real][1]
 
@@ -122,8 +127,12 @@ class LmdbReader:
         return _readonly_env(self.path)
 
     def get(self, key: str) -> bytes:
+        encoded = key.encode("utf-8")
+        if not 0 < len(encoded) <= MAX_KEY_BYTES:
+            raise StoreError(f"{self.path}: no entry {key[:40]!r}{'…' if len(key) > 40 else ''}: a key has 1 to "
+                             f"{MAX_KEY_BYTES} bytes, this one {len(encoded)}")
         with self._txn_env().begin(buffers=False) as txn:
-            value = txn.get(key.encode("utf-8"))
+            value = txn.get(encoded)
         if value is None:
             raise StoreError(f"{self.path}: no entry {key!r}")
         return value
