@@ -125,3 +125,20 @@ def test_every_patch_says_what_it_fixes_on_which_versions_and_when_it_can_go(pat
         assert heading in doc, f"{patch.__name__}: its docstring lacks {heading!r}"
     patch.install()  # idempotent: a second install changes nothing
     patch.install()
+
+
+def test_toolkit_errors_are_one_line_even_from_a_data_loader_worker():
+    from slt_plugins.compat.one_line_errors import one_line, toolkit_error
+    from slt_plugins.data.lmdb_store import StoreError
+
+    worker = StoreError("Caught StoreError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                        "last):\n  File \"x.py\", line 1\nslt_plugins.data.lmdb_store.StoreError: clip 'a': bad\n")
+    assert one_line(worker) == "clip 'a': bad"
+    try:
+        try:
+            raise StoreError("store: broken")
+        except StoreError:
+            raise Exception("Cannot load model parameters")  # fairseq re-raises some errors as plain Exception
+    except Exception as e:
+        assert str(toolkit_error(e)) == "store: broken"
+    assert toolkit_error(ValueError("other")) is None

@@ -133,6 +133,45 @@ CASES = [
 ]
 
 
+def features_view(world, tmp, bad_value):
+    """The world's dataset with a features/bad.lmdb whose first train array is ``bad_value`` (bytes)."""
+    import io
+
+    from slt_plugins.data.lmdb_store import LmdbWriter
+    from slt_plugins.data.manifest import read_manifest
+
+    view = tmp / "view"
+    view.mkdir()
+    for name in os.listdir(world["data"]):
+        os.symlink(world["data"] / name, view / name)
+    bad_id = first_id(world["data"], "train")
+    with LmdbWriter(str(view / "features" / "bad.lmdb")) as writer:
+        for split in ("train", "dev", "test"):
+            for row in read_manifest(view / f"{split}.tsv"):
+                writer.put_array(row.id, np.zeros((row.n_frames // 4, 24), dtype=np.float16))
+        buffer = io.BytesIO()
+        if bad_value == "object":
+            np.save(buffer, np.array([RunsCode(tmp / "MARKER")] * 3, dtype=object), allow_pickle=True)
+        else:  # a header that declares 10^12 × 24 float16 (48 TB) in front of 48 bytes
+            np.lib.format.write_array_header_1_0(buffer, {"descr": "<f2", "fortran_order": False,
+                                                          "shape": (10 ** 12, 24)})
+            buffer.write(b"\0" * 48)
+        writer.put(bad_id, buffer.getvalue())
+    return {"view": view, "bad_id": bad_id}
+
+
+FEATURES_TRAIN = ["fairseq-train", "{view}", *S2G, "--input", "features", "--features", "bad", "--max-update", "1",
+                  "--save-dir", "{tmp}/ck"]
+CASES += [
+    # a features store with a hostile array (issue 25 item 8)
+    Case("features of object dtype", lambda w, t: features_view(w, t, "object"), FEATURES_TRAIN,
+         "fairseq-train: error: array '{view}/features/bad.lmdb:{bad_id}': dtype object where features are numbers"),
+    Case("features with an absurd declared shape", lambda w, t: features_view(w, t, "shape"), FEATURES_TRAIN,
+         "fairseq-train: error: array '{view}/features/bad.lmdb:{bad_id}': header declares shape "
+         "(1000000000000, 24) of float16, which is not the 48 bytes stored"),
+]
+
+
 def reshaped_checkpoint(world, path):
     state = torch.load(world["checkpoint"], weights_only=True)
     key = "encoder.head.classifier.weight"

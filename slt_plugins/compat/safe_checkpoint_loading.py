@@ -6,17 +6,14 @@ every ``load_model_ensemble*``) calls ``torch.load`` without ``weights_only``: t
 file with :func:`slt_plugins.safe_checkpoint.load_checkpoint_file` and then does what fairseq's does after its
 ``torch.load`` (the overrides, the OmegaConf config, ``_upgrade_state_dict``). A refused or truncated file raises
 :class:`~slt_plugins.safe_checkpoint.CheckpointError`; left uncaught (fairseq-train, fairseq-generate), it is
-printed as the program's one error line instead of a traceback.
+printed as the program's one error line (:mod:`one_line_errors`).
 
 Versions: fairseq 0.12.x (every release so far), any torch.
 Removable when: fairseq passes ``weights_only=True`` itself and turns its refusal into a message;
 ``tests/test_hostile_models.py`` (the code-running checkpoint under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``) tells.
 """
 
-import os
-import sys
-
-from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
+from slt_plugins.safe_checkpoint import load_checkpoint_file
 
 
 def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
@@ -37,31 +34,7 @@ def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
     return checkpoint_utils._upgrade_state_dict(state)
 
 
-def _checkpoint_error(exc):
-    """The CheckpointError an exception is, or was raised from (fairseq re-raises some as plain Exception)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, CheckpointError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def one_line_excepthook(previous):
-    def hook(exc_type, exc, tb):
-        error = _checkpoint_error(exc)
-        if error is None:
-            return previous(exc_type, exc, tb)
-        print(f"{os.path.basename(sys.argv[0]) or 'python'}: error: {error}", file=sys.stderr)
-
-    hook.one_line_checkpoint_errors = True
-    return hook
-
-
 def install() -> None:
     from fairseq import checkpoint_utils
 
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
-    if not getattr(sys.excepthook, "one_line_checkpoint_errors", False):
-        sys.excepthook = one_line_excepthook(sys.excepthook)

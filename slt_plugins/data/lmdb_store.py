@@ -80,7 +80,28 @@ def pack_array(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def unpack_array(value: bytes) -> np.ndarray:
+def array_header(value: bytes, key: str = "?", size: Optional[int] = None):
+    """(shape, dtype) of a packed array from its ``.npy`` header, checked before any data is read: a numeric dtype
+    and a shape whose data is the ``size`` bytes the value has (default ``len(value)``), so an object array or an
+    absurd declared shape is a StoreError, not an unpickling or a huge allocation."""
+    buffer = io.BytesIO(value)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, _, dtype = read_header[version](buffer)
+    except (ValueError, KeyError, SyntaxError, TypeError) as e:
+        raise StoreError(f"array {key!r}: not a .npy array ({type(e).__name__}: {e})") from None
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise StoreError(f"array {key!r}: dtype {dtype} where features are numbers (float16); extract them again")
+    data = (len(value) if size is None else size) - buffer.tell()
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != data:
+        raise StoreError(f"array {key!r}: header declares shape {tuple(shape)} of {dtype}, which is not the "
+                         f"{data:,} bytes stored (corrupt store?); extract the features again")
+    return tuple(shape), dtype
+
+
+def unpack_array(value: bytes, key: str = "?") -> np.ndarray:
+    array_header(value, key)
     return np.load(io.BytesIO(value), allow_pickle=False)
 
 
@@ -201,12 +222,10 @@ class FrameStore(LmdbReader):
         return clip_header(self.get(key), key)
 
 
-def array_shape(value: bytes) -> Tuple[int, ...]:
-    """The shape of a packed array from its ``.npy`` header, without reading the data."""
-    buffer = io.BytesIO(value)
-    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    shape, _, _ = read_header[np.lib.format.read_magic(buffer)](buffer)
-    return tuple(shape)
+def array_shape(value: bytes, key: str = "?", size: Optional[int] = None) -> Tuple[int, ...]:
+    """The shape of a packed array from its ``.npy`` header, without reading the data (``value`` may be the first
+    bytes only, with ``size`` the whole value's length)."""
+    return array_header(value, key, size)[0]
 
 
 FEATURE_INDEX = "index.json"  # beside data.mdb: {"dim": C, "lengths": {id: T'}, …}, written by slt-extract-features
@@ -216,15 +235,21 @@ class FeatureStore(LmdbReader):
     """``features/<name>.lmdb``: clip id → float16 array T'×C, and an index of the lengths (``index.json``)."""
 
     def array(self, key: str) -> np.ndarray:
-        return unpack_array(self.get(key))
+        return unpack_array(self.get(key), f"{self.path}:{key}")
 
     def index(self) -> dict:
         """What slt-extract-features recorded (lengths, dim, the checkpoint); {} for a store without an index."""
         path = os.path.join(self.path, FEATURE_INDEX)
         if not os.path.isfile(path):
             return {}
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                index = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise StoreError(f"{path}: not the index slt-extract-features writes ({e}); extract again") from None
+        if not isinstance(index, dict):
+            raise StoreError(f"{path}: not the index slt-extract-features writes (a {type(index).__name__})")
+        return index
 
     def lengths(self, keys: Sequence[str]) -> List[int]:
         """T' of each key: from the index when it has them all, else from the arrays' headers."""
@@ -238,7 +263,10 @@ class FeatureStore(LmdbReader):
                 if value is None:
                     raise StoreError(f"{self.path}: no entry {key!r}; extract features for every split "
                                      "(slt-extract-features --help)")
-                out.append(array_shape(bytes(value[:256]))[0])
+                shape = array_shape(bytes(value[:4096]), f"{self.path}:{key}", len(value))
+                if len(shape) != 2:
+                    raise StoreError(f"{self.path}: array {key!r} has shape {shape}; features are T'×C")
+                out.append(shape[0])
             return out
 
 
