@@ -365,3 +365,62 @@ def test_frame_folders_and_videos_are_refused_before_decoding(tmp_path, shared_d
     with pytest.raises(ClipReadError, match=r"test_video.mp4: 11 frames of 64×85 = 59,840 pixels, over the limit "
                                             r"of 54,400 per clip"):
         read_clip(video, 64)
+
+
+# --- slt-extract-features resumed with another checkpoint or settings (issue 25 item 5) ----------------------------
+
+def test_extract_features_resumes_only_with_the_checkpoint_and_settings_it_began_with(world, tmp_path):
+    import json
+
+    import lmdb
+
+    data = tmp_path / "data"
+    shutil.copytree(world["data"], data)
+    first = ["slt-extract-features", "--checkpoint", world["checkpoint"], "--data", data, "--num-workers", "0",
+             "--quiet", "--commit-every", "1", "--name", "feats"]
+    run_script(*first)
+    final, partial = data / "features" / "feats.lmdb", data / "features" / "feats.lmdb.partial"
+    # what a run killed half-way leaves: a partial store with some clips, no index
+    os.rename(final, partial)
+    os.remove(partial / "index.json")
+    env = lmdb.open(str(partial))
+    with env.begin(write=True) as txn:
+        keys = [bytes(k) for k in txn.cursor().iternext(values=False)]
+        for key in keys[: len(keys) // 2]:
+            txn.delete(key)
+    env.close()
+    other = tmp_path / "other.pt"  # another model: the same checkpoint with one weight changed
+    state = torch.load(world["checkpoint"], weights_only=True)
+    state["model"]["encoder.head.classifier.bias"] += 1
+    torch.save(state, other)
+
+    refused = run_script(*first[:2], other, *first[3:], check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"slt-extract-features: {partial} was begun with another checkpoint or settings (checkpoint_sha256 "
+        f"'{sha256(world['checkpoint'])}' then, '{sha256(other)}' now): resume with the same ones, or --overwrite "
+        f"to extract again"]
+    settings = run_script(*first, "--batch-size", "1", check=False)
+    assert settings.returncode == 1 and "(batch_size 4 then, 1 now)" in settings.stderr
+    assert not final.exists() and len(keys) - len(keys) // 2 == lmdb_entries(partial)  # nothing written
+
+    resumed = run_script(*first).stdout
+    assert f"resuming: {len(keys) - len(keys) // 2} of {len(keys)} clips" in resumed
+    index = json.loads((final / "index.json").read_text())
+    assert index["count"] == len(keys) and index["extraction"]["checkpoint_sha256"] == sha256(world["checkpoint"])
+
+
+def sha256(path):
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def lmdb_entries(path):
+    import lmdb
+
+    env = lmdb.open(str(path), readonly=True, lock=False)
+    try:
+        return env.stat()["entries"]
+    finally:
+        env.close()
