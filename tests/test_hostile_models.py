@@ -424,3 +424,18 @@ def lmdb_entries(path):
         return env.stat()["entries"]
     finally:
         env.close()
+
+
+def test_binarise_refuses_a_frame_that_claims_a_huge_size_before_decoding_it(world, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(world["root"] / "raw", raw)
+    clip = sorted((raw / "frames" / "test").iterdir())[0]
+    png_claiming(clip / "images0002.png", 9000, 9000)
+    args = ["slt-binarise", "phoenix-2014t", "--annotations", raw / "annotations", "--frames", raw / "frames",
+            "--frame-size", "0", "--workers", "1", "--out"]
+    proc = run_script(*args, tmp_path / "bin", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert (f"{clip / 'images0002.png'}: declares 9000×9000 = 81,000,000 pixels, over the limit of 16,777,216 per "
+            "frame (refused before decoding") in proc.stderr
+    out = run_script(*args, tmp_path / "skipped", "--skip-invalid").stdout
+    assert "test 4" in out and "1 skipped" in out
