@@ -17,7 +17,8 @@ class CheckpointError(ValueError):
     """A file that is not a checkpoint this toolkit can load safely; the message names the file and why."""
 
 
-def _reason(error: BaseException) -> str:
+def refusal_reason(error: BaseException) -> str:
+    """Why torch.load refused a file, in one line."""
     text = str(error)
     refused = re.search(r"(?:unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text, flags=re.I)
     if refused:
@@ -43,7 +44,7 @@ def load_checkpoint_file(path: str, what: str = "") -> dict:
         raise CheckpointError(f"{label}: a folder, not a checkpoint file") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
             OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{label}: not a checkpoint this toolkit can load safely: {_reason(e)}") from None
+        raise CheckpointError(f"{label}: not a checkpoint this toolkit can load safely: {refusal_reason(e)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{label}: not a checkpoint this toolkit can load safely: it holds a "
                               f"{type(state).__name__}, not a checkpoint's dict")

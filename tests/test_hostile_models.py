@@ -439,3 +439,18 @@ def test_binarise_refuses_a_frame_that_claims_a_huge_size_before_decoding_it(wor
             "frame (refused before decoding") in proc.stderr
     out = run_script(*args, tmp_path / "skipped", "--skip-invalid").stdout
     assert "test 4" in out and "1 skipped" in out
+
+
+def test_backbone_weights_that_would_run_code_or_are_truncated_are_one_line(tmp_path, monkeypatch):
+    from slt_plugins.models.backbones import load_weights
+    from slt_plugins.safe_checkpoint import CheckpointError
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    module = torch.nn.Linear(2, 2)
+    evil_file = code_running_checkpoint(tmp_path / "evil.pt", tmp_path / "MARKER")
+    with pytest.raises(CheckpointError, match=r"evil.pt is not S3D weights: its pickle calls posix.system") as error:
+        load_weights(module, str(evil_file), "S3D weights")
+    torch.save(module.state_dict(), tmp_path / "good.pt")
+    with pytest.raises(CheckpointError, match=r"cut.pt is not S3D weights: the file is truncated or damaged"):
+        load_weights(module, str(truncated_copy(tmp_path / "good.pt", tmp_path / "cut.pt")), "S3D weights")
+    assert "\n" not in str(error.value) and not (tmp_path / "MARKER").exists()
