@@ -400,9 +400,12 @@ def test_extract_features_resumes_only_with_the_checkpoint_and_settings_it_began
         f"slt-extract-features: {partial} was begun with another checkpoint or settings (checkpoint_sha256 "
         f"'{sha256(world['checkpoint'])}' then, '{sha256(other)}' now): resume with the same ones, or --overwrite "
         f"to extract again"]
-    settings = run_script(*first, "--batch-size", "1", check=False)
-    assert settings.returncode == 1 and "(batch_size 4 then, 1 now)" in settings.stderr
     assert not final.exists() and len(keys) - len(keys) // 2 == lmdb_entries(partial)  # nothing written
+    from tools.extract_features import ExtractError, check_resume
+
+    begun = json.loads((partial / "extraction.json").read_text())
+    with pytest.raises(ExtractError, match=r"\(fp16 False then, True now; batch_size 4 then, 1 now\)"):
+        check_resume(str(partial), dict(begun, batch_size=1, fp16=True))
 
     resumed = run_script(*first).stdout
     assert f"resuming: {len(keys) - len(keys) // 2} of {len(keys)} clips" in resumed
@@ -431,14 +434,12 @@ def test_binarise_refuses_a_frame_that_claims_a_huge_size_before_decoding_it(wor
     shutil.copytree(world["root"] / "raw", raw)
     clip = sorted((raw / "frames" / "test").iterdir())[0]
     png_claiming(clip / "images0002.png", 9000, 9000)
-    args = ["slt-binarise", "phoenix-2014t", "--annotations", raw / "annotations", "--frames", raw / "frames",
-            "--frame-size", "0", "--workers", "1", "--out"]
-    proc = run_script(*args, tmp_path / "bin", check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert (f"{clip / 'images0002.png'}: declares 9000×9000 = 81,000,000 pixels, over the limit of 16,777,216 per "
-            "frame (refused before decoding") in proc.stderr
-    out = run_script(*args, tmp_path / "skipped", "--skip-invalid").stdout
-    assert "test 4" in out and "1 skipped" in out
+    out = run_script("slt-binarise", "phoenix-2014t", "--annotations", raw / "annotations", "--frames", raw / "frames",
+                     "--frame-size", "0", "--workers", "1", "--out", tmp_path / "bin", "--skip-invalid").stdout
+    assert "test 4" in out and "1 skipped" in out  # the other clips are binarised
+    reason = (tmp_path / "bin" / "skipped.tsv").read_text().splitlines()[1].split("\t")[2]
+    assert reason.startswith(f"{clip / 'images0002.png'}: declares 9000×9000 = 81,000,000 pixels, over the limit of "
+                             "16,777,216 per frame (refused before decoding")
 
 
 def test_backbone_weights_that_would_run_code_or_are_truncated_are_one_line(tmp_path, monkeypatch):
