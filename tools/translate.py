@@ -5,7 +5,9 @@
     slt-translate --model BUNDLE my_video.mp4 --plot alignment.png
 
 Prints, per input, the recognised glosses and the text (``--json``: one JSON object per line). An input that cannot
-be read is reported on one line and the others are still translated; the exit status is 1 when any failed.
+be read is reported on one line and the others are still translated; the exit status is 1 when any failed. A frame
+that declares more than 4096×4096 pixels, or a clip of more than 2^30 pixels in all, is refused before it is decoded
+(environment SLT_MAX_FRAME_PIXELS, SLT_MAX_CLIP_PIXELS to change the limits).
 
 ``--plot FILE.png`` draws each input's CTC gloss posteriors over time under thumbnails of its frames, the decoded
 glosses marked (sign2gloss and sign2text bundles). With one input the picture is FILE.png; with several it is

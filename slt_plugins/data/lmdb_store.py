@@ -4,7 +4,10 @@ Values are plain bytes with a header, never pickles, so opening a store from els
 
 * a clip: ``b"SLTF"``, format version (u8), frame count (u32), each frame's byte length (u32 …), then the JPEG
   bytes of every frame, in order (little endian);
-* a feature array: the ``.npy`` format, read with ``allow_pickle=False``.
+* a feature array: the ``.npy`` format, read with ``allow_pickle=False`` after its header is checked (a numeric dtype,
+  a shape that fits the stored bytes).
+
+Whatever a value holds, reading it raises StoreError (one line naming the store and the key), never another error.
 
 Readers open the environment lazily and again after a fork, so a dataset holding a store is safe to hand to
 several data-loader workers.
@@ -102,7 +105,10 @@ def array_header(value: bytes, key: str = "?", size: Optional[int] = None):
 
 def unpack_array(value: bytes, key: str = "?") -> np.ndarray:
     array_header(value, key)
-    return np.load(io.BytesIO(value), allow_pickle=False)
+    try:
+        return np.load(io.BytesIO(value), allow_pickle=False)
+    except ValueError as e:
+        raise StoreError(f"array {key!r}: unreadable ({e})") from None
 
 
 _ENVS: Dict[str, Tuple[Tuple[int, int], lmdb.Environment]] = {}  # real path → (data file's identity, environment)
@@ -152,8 +158,12 @@ class LmdbReader:
         if not 0 < len(encoded) <= MAX_KEY_BYTES:
             raise StoreError(f"{self.path}: no entry {key[:40]!r}{'…' if len(key) > 40 else ''}: a key has 1 to "
                              f"{MAX_KEY_BYTES} bytes, this one {len(encoded)}")
-        with self._txn_env().begin(buffers=False) as txn:
-            value = txn.get(encoded)
+        try:
+            with self._txn_env().begin(buffers=False) as txn:
+                value = txn.get(encoded)
+        except lmdb.Error as e:
+            raise StoreError(f"{self.path}: cannot read {key!r} ({type(e).__name__}: {e}); binarise the dataset "
+                             "again") from None
         if value is None:
             raise StoreError(f"{self.path}: no entry {key!r}")
         return value
@@ -184,7 +194,9 @@ class FrameStore(LmdbReader):
         """The clip's frames as uint8 T×H×W×3; with ``indices``, only those frames are decoded.
 
         Decoding is most of the cost of reading a clip, so each frame goes straight into the result: no format
-        probing, no conversion of frames that are RGB already, no stacking (7–12% faster than stacking decode_jpeg)."""
+        probing, no conversion of frames that are RGB already, no stacking (7–12% faster than stacking decode_jpeg).
+        The first frame's declared size is checked against the pixel limits (:mod:`slt_plugins.data.video_io`) before
+        anything is decoded or allocated; a damaged frame or one of another size is a StoreError naming the clip."""
         jpegs = self.jpegs(key)
         positions = range(len(jpegs)) if indices is None else [int(i) for i in indices]
         try:
