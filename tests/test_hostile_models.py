@@ -3,8 +3,9 @@ and loses nothing.
 
 A table anyone can extend: a case is (name, builder, command, expected). The builder makes the hostile file(s) from
 a tiny trained world (dataset, checkpoint, bundle) and returns the names the command's ``{placeholders}`` use; the
-command runs as a console script; ``expected`` is a piece of the one error line it must print on stderr. Every case
-also checks: a non-zero exit, no traceback, no marker file (the code-running pickle never ran).
+command runs as a console script; ``expected`` is a piece (or a tuple of pieces) of the one error line it must print
+on stderr. Every case also checks: a non-zero exit, no traceback, no marker file (the code-running pickle never ran),
+and that the world's checkpoint is untouched.
 
 The code-running checkpoint is read under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, which makes torch's default loads
 unpickle anything, as torch < 2.6 does: only a load that passes ``weights_only=True`` itself is safe.
@@ -81,7 +82,7 @@ class Case(NamedTuple):
     name: str
     build: Callable[[dict, "os.PathLike"], Dict[str, object]]
     command: List[str]
-    expected: str
+    expected: object  # a piece of the error line, or a tuple of pieces all in that line
 
 
 REFUSED = "not a checkpoint this toolkit can load safely: its pickle calls posix.system, which could run code"
@@ -172,6 +173,28 @@ CASES += [
 ]
 
 
+def dataset_with_a_garbage_clip(world, tmp):
+    """A copy of the world's dataset whose first train clip's frames are not JPEGs."""
+    from slt_plugins.data.lmdb_store import LmdbWriter, pack_clip
+    from slt_plugins.data.manifest import read_manifest
+
+    data = tmp / "data"
+    shutil.copytree(world["data"], data)
+    row = read_manifest(data / "train.tsv")[0]
+    with LmdbWriter(str(data / "frames.lmdb")) as writer:
+        writer.put(row.id, pack_clip([b"garbage, not a JPEG"] * row.n_frames))
+    return {"data2": data, "bad_id": row.id}
+
+
+CASES += [
+    # a damaged clip met by a data-loader worker in training (issue 25 item 4, the datasets)
+    Case("damaged clip in training", dataset_with_a_garbage_clip,
+         ["fairseq-train", "{data2}", *S2G, "--num-workers", "1", "--max-epoch", "1", "--save-dir", "{tmp}/ck"],
+         ("fairseq-train: error: {data2}/frames.lmdb: clip '{bad_id}', frame ",  # the first the augmentation picks
+          ": not a readable JPEG (no JPEG header); binarise the dataset again")),
+]
+
+
 def reshaped_checkpoint(world, path):
     state = torch.load(world["checkpoint"], weights_only=True)
     key = "encoder.head.classifier.weight"
@@ -188,10 +211,12 @@ def test_hostile_input_is_one_line_and_runs_no_code(case, world, tmp_path, monke
     before = {p: os.path.getmtime(p) for p in (world["checkpoint"],)}
     proc = run_script(*[part.format(**names) for part in case.command], check=False, timeout=300)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    expected = case.expected.format(**names)
+    expected = [piece.format(**names) for piece in (case.expected if isinstance(case.expected, tuple)
+                                                    else (case.expected,))]
     assert proc.returncode != 0, proc.stdout[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert any(expected in line for line in lines), f"expected {expected!r} in\n{proc.stderr[-3000:]}"
+    assert any(all(piece in line for piece in expected) for line in lines), \
+        f"expected {expected!r} in one line of\n{proc.stderr[-3000:]}"
     errors = [line for line in lines if "error" in line.lower() or line.startswith(case.command[0])]
     assert len(errors) == 1, proc.stderr[-3000:]
     assert not (tmp_path / "MARKER").exists(), "the checkpoint's pickle ran code"
@@ -239,7 +264,7 @@ def hostile_store(path):
     cut = small_jpeg(64, 64)
     expected = {
         "corrupt_header": "header declares 4294967295 frames",
-        "garbage_jpeg": "frame 2: not a readable JPEG (UnidentifiedImageError",
+        "garbage_jpeg": "frame 2: not a readable JPEG (no JPEG header); binarise the dataset again",
         "truncated_jpeg": "frame 1: not a readable JPEG (OSError",
         "mixed_sizes": "frame 3: 48×48 where the clip's first frame is 32×32",
         "bomb": "frame 1: not a readable JPEG (DecompressionBombError",

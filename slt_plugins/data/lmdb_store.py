@@ -226,8 +226,8 @@ class FrameStore(LmdbReader):
             except StoreError:
                 raise
             except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
-                raise StoreError(f"{what}: not a readable JPEG ({type(e).__name__}: {e}); binarise the dataset "
-                                 "again") from None
+                reason = "no JPEG header" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+                raise StoreError(f"{what}: not a readable JPEG ({reason}); binarise the dataset again") from None
         return out
 
     def num_frames(self, key: str) -> int:
