@@ -2,6 +2,7 @@
 Sign2Gloss and a Gloss2Text checkpoint, the combined criterion, and joint fairseq-train → fairseq-generate runs
 on frames and on extracted features."""
 
+import hashlib
 import json
 import math
 import os
@@ -170,8 +171,11 @@ def test_extraction_resumes_where_it_stopped_and_leaves_a_finished_store_alone(t
     partial = data / "features" / "cnn_tconv.lmdb.partial"
     first = read_manifest(data / "train.tsv")[0].id
     marker = np.full((2, 64), 7, dtype=np.float16)
-    with LmdbWriter(str(partial)) as writer:  # what a killed run left: one clip committed
+    with LmdbWriter(str(partial)) as writer:  # what a killed run left: one clip committed, and what made it
         writer.put_array(first, marker)
+    (partial / "extraction.json").write_text(json.dumps({
+        "checkpoint_sha256": hashlib.sha256(trained["s2g"].read_bytes()).hexdigest(), "backbone": "cnn_tconv",
+        "crop_size": 32, "fp16": False, "batch_size": 4, "max_frames": 2000}))
     out = run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--num-workers", "0",
                      "--quiet").stdout
     assert "resuming: 1 of 21 clips" in out and "20 extracted now" in out

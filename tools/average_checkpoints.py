@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 import torch
 
 import slt_plugins  # noqa: F401  (allow-lists fairseq's checkpoint types for torch.load)
+from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
 
 
 class AverageError(ValueError):
@@ -38,10 +39,12 @@ def average(paths: List[str]) -> dict:
     newest, total, names = None, None, None
     for path in paths:
         try:
-            state = torch.load(path, map_location="cpu")
-        except Exception as e:
-            raise AverageError(f"{path} cannot be read as a checkpoint ({type(e).__name__}: {e})") from e
-        model: Dict[str, torch.Tensor] = state["model"]
+            state = load_checkpoint_file(path)
+        except CheckpointError as e:
+            raise AverageError(str(e)) from None
+        model: Dict[str, torch.Tensor] = state.get("model")
+        if not isinstance(model, dict) or not all(torch.is_tensor(v) for v in model.values()):
+            raise AverageError(f"{path}: no model weights (a fairseq checkpoint has a 'model' dict of tensors)")
         if names is None:
             newest, names = state, set(model)
             total = {k: v.double().clone() if v.is_floating_point() else v for k, v in model.items()}
@@ -50,6 +53,9 @@ def average(paths: List[str]) -> dict:
             raise AverageError(f"{path} holds other parameters than {paths[0]} (differ: "
                                f"{sorted(set(model) ^ names)[:5]}); average checkpoints of one training run")
         for k, v in model.items():
+            if v.shape != total[k].shape:
+                raise AverageError(f"{path}: parameter {k} is {tuple(v.shape)} but {tuple(total[k].shape)} in "
+                                   f"{paths[0]}; average checkpoints of one model")
             if v.is_floating_point():
                 total[k] += v.double()
     newest = dict(newest)
@@ -71,6 +77,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         paths = list(args.inputs) + (last_epoch_checkpoints(args.dir, args.last) if args.dir else [])
         if not paths:
             raise AverageError("name checkpoint files, or --dir with --last N")
+        overwritten = [x for x in paths if os.path.realpath(x) == os.path.realpath(args.out)]
+        if overwritten:
+            raise AverageError(f"--out {args.out} is one of the checkpoints to average ({overwritten[0]}); write the "
+                               "average to a new file")
         state = average(paths)
     except AverageError as e:
         print(f"slt-average-checkpoints: error: {e}", file=sys.stderr)

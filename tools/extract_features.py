@@ -8,8 +8,10 @@ beside the data. Training Sign2Text on these (``--input features``) is SingleStr
   backbone (S3D) sees the zero padding after a shorter clip, so its last feature vectors can differ slightly from
   the clip's features alone; ``--batch-size 1`` is exact.
 - resumable: the store is written into ``<name>.lmdb.partial`` in committed batches and renamed into place when
-  every clip is in; run the same command again after a kill and it goes on where it stopped. A finished store is
-  left alone unless ``--overwrite``.
+  every clip is in; run the same command again after a kill and it goes on where it stopped. The partial store
+  records the checkpoint (its sha256) and the settings that change the values (``extraction.json``); a resume with
+  another checkpoint or settings is refused, so a store never mixes two models' features. A finished store is left
+  alone unless ``--overwrite``.
 - distributed: under ``torchrun --nproc_per_node N`` each process takes every N-th clip on its own GPU and all
   write into the same store (LMDB serialises the commits); process 0 writes the index.
 
@@ -17,6 +19,7 @@ A joint (sign2text) checkpoint works too: its sign encoder holds the same backbo
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -88,6 +91,65 @@ def write_index(path: str, info: Dict) -> int:
     return len(lengths)
 
 
+SETTINGS_FILE = "extraction.json"  # in <name>.lmdb.partial: what the features are made with, checked on resume
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def extraction_settings(args, cfg, encoder) -> Dict:
+    """Everything the stored values depend on: the checkpoint's bytes, the backbone, the crop, the precision and the
+    batching (a 3D backbone sees the padding of a batch)."""
+    return {"checkpoint_sha256": file_sha256(args.checkpoint), "backbone": encoder.backbone.__registry_name__,
+            "crop_size": int(cfg.task.crop_size), "fp16": bool(args.fp16), "batch_size": int(args.batch_size),
+            "max_frames": int(args.max_frames)}
+
+
+def check_resume(partial: str, settings: Dict) -> None:
+    """A partial store may only be completed with the checkpoint and settings it was begun with."""
+    path = os.path.join(partial, SETTINGS_FILE)
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                begun = json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            begun = None
+        if not isinstance(begun, dict):
+            raise ExtractError(f"{path} is damaged, so the features in {partial} cannot be matched to a checkpoint; "
+                               "--overwrite to extract again")
+        differ = [f"{k} {begun.get(k)!r} then, {v!r} now" for k, v in settings.items() if begun.get(k) != v]
+        if differ:
+            raise ExtractError(f"{partial} was begun with another checkpoint or settings ({'; '.join(differ)}): "
+                               "resume with the same ones, or --overwrite to extract again")
+    elif os.path.isfile(os.path.join(partial, "data.mdb")) and stored_count(partial):
+        raise ExtractError(f"{partial} holds features but no {SETTINGS_FILE} saying what made them; --overwrite to "
+                           "extract again")
+
+
+def stored_count(path: str) -> int:
+    import lmdb
+
+    env = lmdb.open(path, readonly=True, lock=False)
+    try:
+        return env.stat()["entries"]
+    finally:
+        env.close()
+
+
+def write_settings(partial: str, settings: Dict) -> None:
+    os.makedirs(partial, exist_ok=True)
+    path = os.path.join(partial, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(settings, f, indent=1)
+        os.replace(path + ".tmp", path)
+
+
 def setup_distributed():
     """(rank, world size, device) from torchrun's environment; one process on the best device otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -119,6 +181,13 @@ def extract(args) -> Dict:
         return {"path": final, "written": 0}
     if rank == 0 and args.overwrite:
         shutil.rmtree(partial, ignore_errors=True)
+    settings = extraction_settings(args, cfg, encoder)
+    if not args.overwrite:  # (rank 0 has removed the partial store otherwise)
+        check_resume(partial, settings)  # every rank: all refuse alike
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        write_settings(partial, settings)
     if world > 1:
         dist.barrier()
 
@@ -154,7 +223,8 @@ def extract(args) -> Dict:
     if rank == 0:
         missing = len(rows) - write_index(partial, {
             "dim": int(encoder.backbone.output_dim), "dtype": "float16", "backbone": encoder.backbone.__registry_name__,
-            "crop_size": int(cfg.task.crop_size), "checkpoint": os.path.abspath(args.checkpoint)})
+            "crop_size": int(cfg.task.crop_size), "checkpoint": os.path.abspath(args.checkpoint),
+            "extraction": settings})
         if missing > 0:
             raise ExtractError(f"{partial}: {missing} clips are missing after extraction; run again to resume")
         if os.path.exists(final):
@@ -194,10 +264,11 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     import slt_plugins  # noqa: F401  (registers the tasks and models the checkpoint names)
+    from slt_plugins.safe_checkpoint import CheckpointError
 
     try:
         extract(args)
-    except ExtractError as e:
+    except (ExtractError, CheckpointError) as e:
         print(f"slt-extract-features: {e}", file=sys.stderr)
         return 1
     finally:

@@ -39,6 +39,7 @@ from slt_plugins import __version__  # importing slt_plugins allow-lists the che
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.models import hf_mbart
 from slt_plugins.models.hf_mbart import is_hf_mbart_folder
+from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
 from tools.atomic import OutputError, Owner, check_output, staging
 
 OWNER = Owner("slt-prune-mbart", "meta.json", "tool")
@@ -154,11 +155,10 @@ def load_release(release: str, paths: Dict[str, str], langs: Sequence[str]):
             raise PruneError(str(e)) from None
         checkpoint, source = {"model": state, "mbart_settings": settings}, paths["weights"]
     else:
-        try:
-            checkpoint = torch.load(paths["model.pt"], map_location="cpu")
-        except Exception as e:  # truncated download, or a pickle that weights_only loading refuses
-            raise PruneError(f"{paths['model.pt']} cannot be read as a checkpoint ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''}); download mbart.cc25 again") from e
+        try:  # weights_only=True: a truncated download, or a pickle that would run code, is refused
+            checkpoint = load_checkpoint_file(paths["model.pt"])
+        except CheckpointError as e:
+            raise PruneError(f"{e}; download mbart.cc25 again") from None
         state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
         if not state or EMBEDDING not in state:
             raise PruneError(f"{paths['model.pt']}: not a fairseq BART/mBART checkpoint (no model.{EMBEDDING})")

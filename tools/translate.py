@@ -5,7 +5,9 @@
     slt-translate --model BUNDLE my_video.mp4 --plot alignment.png
 
 Prints, per input, the recognised glosses and the text (``--json``: one JSON object per line). An input that cannot
-be read is reported on one line and the others are still translated; the exit status is 1 when any failed.
+be read is reported on one line and the others are still translated; the exit status is 1 when any failed. A frame
+that declares more than 4096×4096 pixels, or a clip of more than 2^30 pixels in all, is refused before it is decoded
+(environment SLT_MAX_FRAME_PIXELS, SLT_MAX_CLIP_PIXELS to change the limits).
 
 ``--plot FILE.png`` draws each input's CTC gloss posteriors over time under thumbnails of its frames, the decoded
 glosses marked (sign2gloss and sign2text bundles). With one input the picture is FILE.png; with several it is
@@ -37,12 +39,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import slt_plugins  # noqa: F401  (registers the tasks and models)
+    from slt_plugins.safe_checkpoint import CheckpointError
     from slt_plugins.translator import BundleError, SignTranslator
 
     try:
         model = SignTranslator.from_pretrained(args.model, device=args.device, beam=args.beam,
                                                gloss_beam=args.gloss_beam)
-    except (BundleError, OSError) as e:
+    except (BundleError, CheckpointError, OSError) as e:
         print(f"slt-translate: {e}", file=sys.stderr)
         return 1
     if args.plot and model.kind == "gloss2text":
@@ -60,8 +63,7 @@ def main(argv=None) -> int:
 
     quiet = args.quiet or len(args.inputs) < 2 or not sys.stderr.isatty()
     with tqdm(total=len(args.inputs), unit="input", disable=quiet, file=sys.stderr) as bar:
-        results = model.run(args.inputs, batch_size=args.batch_size, progress=bar.update,
-                            on_alignment=plot if args.plot else None)
+        results = run_each(model, args.inputs, args.batch_size, bar.update, plot if args.plot else None)
     for k, r in enumerate(results):
         for error in (r.error, plot_errors.get(k)):
             if error:
@@ -77,6 +79,28 @@ def main(argv=None) -> int:
             if k in plots:
                 print(f"  plot:    {plots[k]}")
     return 1 if any(r.error for r in results) or plot_errors else 0
+
+
+def run_each(model, inputs, batch_size, progress, on_alignment):
+    """``model.run`` a batch at a time; a batch that fails as a whole (an input no reader anticipated) is run again
+    one input at a time, so that only the inputs that fail alone get an error line and the others are translated."""
+    from slt_plugins.translator import Result
+
+    results = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start: start + batch_size]
+        shifted = None if on_alignment is None else (lambda s: lambda k, a: on_alignment(s + k, a))
+        try:
+            results += model.run(chunk, batch_size=batch_size, on_alignment=shifted and shifted(start))
+        except Exception:  # noqa: BLE001  (rerun alone: the error then belongs to one input)
+            for k, source in enumerate(chunk):
+                try:
+                    results += model.run([source], batch_size=1, on_alignment=shifted and shifted(start + k))
+                except Exception as e:  # noqa: BLE001
+                    message = str(e).splitlines()[0] if str(e) else ""
+                    results.append(Result(source, error=f"{source}: {type(e).__name__}: {message}"))
+        progress(len(chunk))
+    return results
 
 
 def plot_path(plot: str, position: int, count: int) -> str:

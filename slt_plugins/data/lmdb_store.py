@@ -4,7 +4,10 @@ Values are plain bytes with a header, never pickles, so opening a store from els
 
 * a clip: ``b"SLTF"``, format version (u8), frame count (u32), each frame's byte length (u32 …), then the JPEG
   bytes of every frame, in order (little endian);
-* a feature array: the ``.npy`` format, read with ``allow_pickle=False``.
+* a feature array: the ``.npy`` format, read with ``allow_pickle=False`` after its header is checked (a numeric dtype,
+  a shape that fits the stored bytes).
+
+Whatever a value holds, reading it raises StoreError (one line naming the store and the key), never another error.
 
 Readers open the environment lazily and again after a fork, so a dataset holding a store is safe to hand to
 several data-loader workers.
@@ -18,12 +21,15 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import lmdb
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from slt_plugins.data.video_io import clip_size_error, frame_size_error
 
 CLIP_MAGIC = b"SLTF"
 CLIP_VERSION = 1
 _HEADER = struct.Struct("<4sBI")
 MAP_SIZE = 1 << 40  # address space only: LMDB files grow with the data
+MAX_KEY_BYTES = 511  # LMDB's default key size limit
 
 
 class StoreError(ValueError):
@@ -45,12 +51,21 @@ def pack_clip(jpegs: List[bytes]) -> bytes:
     return _HEADER.pack(CLIP_MAGIC, CLIP_VERSION, len(jpegs)) + lengths + b"".join(jpegs)
 
 
-def unpack_clip(value: bytes, key: str = "?") -> List[bytes]:
+def clip_header(value: bytes, key: str = "?") -> int:
+    """The frame count of a packed clip, after checking that its header fits the value."""
     if len(value) < _HEADER.size:
         raise StoreError(f"clip {key!r}: value of {len(value)} bytes is too short for a header")
     magic, version, n = _HEADER.unpack_from(value)
     if magic != CLIP_MAGIC or version != CLIP_VERSION:
         raise StoreError(f"clip {key!r}: not a fairseq-slt clip (magic {magic!r}, version {version})")
+    if _HEADER.size + 4 * n > len(value):
+        raise StoreError(f"clip {key!r}: header declares {n} frames, more than its {len(value)} bytes can hold "
+                         "(corrupt or truncated store; binarise the dataset again)")
+    return n
+
+
+def unpack_clip(value: bytes, key: str = "?") -> List[bytes]:
+    n = clip_header(value, key)
     lengths = struct.unpack_from(f"<{n}I", value, _HEADER.size)
     offset = _HEADER.size + 4 * n
     if offset + sum(lengths) != len(value):
@@ -68,8 +83,32 @@ def pack_array(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def unpack_array(value: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(value), allow_pickle=False)
+def array_header(value: bytes, key: str = "?", size: Optional[int] = None):
+    """(shape, dtype) of a packed array from its ``.npy`` header, checked before any data is read: a numeric dtype
+    and a shape whose data is the ``size`` bytes the value has (default ``len(value)``), so an object array or an
+    absurd declared shape is a StoreError, not an unpickling or a huge allocation."""
+    buffer = io.BytesIO(value)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, _, dtype = read_header[version](buffer)
+    except (ValueError, KeyError, SyntaxError, TypeError) as e:
+        raise StoreError(f"array {key!r}: not a .npy array ({type(e).__name__}: {e})") from None
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise StoreError(f"array {key!r}: dtype {dtype} where features are numbers (float16); extract them again")
+    data = (len(value) if size is None else size) - buffer.tell()
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != data:
+        raise StoreError(f"array {key!r}: header declares shape {tuple(shape)} of {dtype}, which is not the "
+                         f"{data:,} bytes stored (corrupt store?); extract the features again")
+    return tuple(shape), dtype
+
+
+def unpack_array(value: bytes, key: str = "?") -> np.ndarray:
+    array_header(value, key)
+    try:
+        return np.load(io.BytesIO(value), allow_pickle=False)
+    except ValueError as e:
+        raise StoreError(f"array {key!r}: unreadable ({e})") from None
 
 
 _ENVS: Dict[str, Tuple[Tuple[int, int], lmdb.Environment]] = {}  # real path → (data file's identity, environment)
@@ -94,7 +133,11 @@ def _readonly_env(path: str) -> lmdb.Environment:
     if cached is None or cached[0] != identity:
         if cached is not None:
             cached[1].close()
-        env = lmdb.open(real, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+        try:
+            env = lmdb.open(real, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+        except lmdb.Error as e:
+            raise StoreError(f"{path}: not an LMDB store ({type(e).__name__}: {e}); binarise the dataset "
+                             "again") from None
         _ENVS[real] = identity, env
     return _ENVS[real][1]
 
@@ -111,8 +154,16 @@ class LmdbReader:
         return _readonly_env(self.path)
 
     def get(self, key: str) -> bytes:
-        with self._txn_env().begin(buffers=False) as txn:
-            value = txn.get(key.encode("utf-8"))
+        encoded = key.encode("utf-8")
+        if not 0 < len(encoded) <= MAX_KEY_BYTES:
+            raise StoreError(f"{self.path}: no entry {key[:40]!r}{'…' if len(key) > 40 else ''}: a key has 1 to "
+                             f"{MAX_KEY_BYTES} bytes, this one {len(encoded)}")
+        try:
+            with self._txn_env().begin(buffers=False) as txn:
+                value = txn.get(encoded)
+        except lmdb.Error as e:
+            raise StoreError(f"{self.path}: cannot read {key!r} ({type(e).__name__}: {e}); binarise the dataset "
+                             "again") from None
         if value is None:
             raise StoreError(f"{self.path}: no entry {key!r}")
         return value
@@ -143,31 +194,50 @@ class FrameStore(LmdbReader):
         """The clip's frames as uint8 T×H×W×3; with ``indices``, only those frames are decoded.
 
         Decoding is most of the cost of reading a clip, so each frame goes straight into the result: no format
-        probing, no conversion of frames that are RGB already, no stacking (7–12% faster than stacking decode_jpeg)."""
+        probing, no conversion of frames that are RGB already, no stacking (7–12% faster than stacking decode_jpeg).
+        The first frame's declared size is checked against the pixel limits (:mod:`slt_plugins.data.video_io`) before
+        anything is decoded or allocated; a damaged frame or one of another size is a StoreError naming the clip."""
         jpegs = self.jpegs(key)
-        chosen = jpegs if indices is None else [jpegs[i] for i in indices]
+        positions = range(len(jpegs)) if indices is None else [int(i) for i in indices]
+        try:
+            chosen = [jpegs[i] for i in positions]
+        except IndexError:
+            raise StoreError(f"{self.path}: clip {key!r} has {len(jpegs)} frames, fewer than the manifest says "
+                             "(binarise the dataset again)") from None
         if not chosen:
             raise StoreError(f"clip {key!r}: no frames to decode")
         out = None
         for i, data in enumerate(chosen):
-            image = Image.open(io.BytesIO(data), formats=("JPEG",))
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            if out is None:
-                out = np.empty((len(chosen), image.height, image.width, 3), dtype=np.uint8)
-            out[i] = image
+            what = f"{self.path}: clip {key!r}, frame {positions[i] + 1}"
+            try:
+                image = Image.open(io.BytesIO(data), formats=("JPEG",))  # the header only: size before decoding
+                if out is None:
+                    error = frame_size_error(what, image.width, image.height) or clip_size_error(
+                        f"{self.path}: clip {key!r}", len(chosen), image.height, image.width)
+                    if error:
+                        raise StoreError(error)
+                    out = np.empty((len(chosen), image.height, image.width, 3), dtype=np.uint8)
+                elif image.size != (out.shape[2], out.shape[1]):
+                    raise StoreError(f"{what}: {image.width}×{image.height} where the clip's first frame is "
+                                     f"{out.shape[2]}×{out.shape[1]}; binarise the dataset again")
+                if image.mode != "RGB":
+                    image = image.convert("RGB")
+                out[i] = image
+            except StoreError:
+                raise
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
+                reason = "no JPEG header" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+                raise StoreError(f"{what}: not a readable JPEG ({reason}); binarise the dataset again") from None
         return out
 
     def num_frames(self, key: str) -> int:
-        return _HEADER.unpack_from(self.get(key))[2]
+        return clip_header(self.get(key), key)
 
 
-def array_shape(value: bytes) -> Tuple[int, ...]:
-    """The shape of a packed array from its ``.npy`` header, without reading the data."""
-    buffer = io.BytesIO(value)
-    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    shape, _, _ = read_header[np.lib.format.read_magic(buffer)](buffer)
-    return tuple(shape)
+def array_shape(value: bytes, key: str = "?", size: Optional[int] = None) -> Tuple[int, ...]:
+    """The shape of a packed array from its ``.npy`` header, without reading the data (``value`` may be the first
+    bytes only, with ``size`` the whole value's length)."""
+    return array_header(value, key, size)[0]
 
 
 FEATURE_INDEX = "index.json"  # beside data.mdb: {"dim": C, "lengths": {id: T'}, …}, written by slt-extract-features
@@ -177,15 +247,21 @@ class FeatureStore(LmdbReader):
     """``features/<name>.lmdb``: clip id → float16 array T'×C, and an index of the lengths (``index.json``)."""
 
     def array(self, key: str) -> np.ndarray:
-        return unpack_array(self.get(key))
+        return unpack_array(self.get(key), f"{self.path}:{key}")
 
     def index(self) -> dict:
         """What slt-extract-features recorded (lengths, dim, the checkpoint); {} for a store without an index."""
         path = os.path.join(self.path, FEATURE_INDEX)
         if not os.path.isfile(path):
             return {}
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                index = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise StoreError(f"{path}: not the index slt-extract-features writes ({e}); extract again") from None
+        if not isinstance(index, dict):
+            raise StoreError(f"{path}: not the index slt-extract-features writes (a {type(index).__name__})")
+        return index
 
     def lengths(self, keys: Sequence[str]) -> List[int]:
         """T' of each key: from the index when it has them all, else from the arrays' headers."""
@@ -199,7 +275,10 @@ class FeatureStore(LmdbReader):
                 if value is None:
                     raise StoreError(f"{self.path}: no entry {key!r}; extract features for every split "
                                      "(slt-extract-features --help)")
-                out.append(array_shape(bytes(value[:256]))[0])
+                shape = array_shape(bytes(value[:4096]), f"{self.path}:{key}", len(value))
+                if len(shape) != 2:
+                    raise StoreError(f"{self.path}: array {key!r} has shape {shape}; features are T'×C")
+                out.append(shape[0])
             return out
 
 

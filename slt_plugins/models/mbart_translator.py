@@ -19,6 +19,7 @@ from fairseq.models.bart.model import bart_large_architecture
 from slt_plugins.models.gloss_spelling_embedding import GlossSpellingEmbedding
 from slt_plugins.models.hf_mbart import HFMBartError, is_hf_mbart_folder, load_hf_mbart
 from slt_plugins.models.uniform_mask_dropout import use_uniform_mask_dropout
+from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,11 @@ class MBartTranslator(BARTModel):
         elif not os.path.isfile(path):
             raise FileNotFoundError(f"--pretrained-mbart {path}: no such file (make it with slt-prune-mbart)")
         else:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            state, settings = checkpoint["model"], checkpoint.get("mbart_settings") or {}
+            checkpoint = load_checkpoint_file(path, "--pretrained-mbart")
+            state, settings = checkpoint.get("model"), checkpoint.get("mbart_settings") or {}
+            if not isinstance(state, dict) or "encoder.embed_tokens.weight" not in state:
+                raise CheckpointError(f"--pretrained-mbart {path}: not an mBART checkpoint "
+                                      "(no model.encoder.embed_tokens)")
         rows, vocab = state["encoder.embed_tokens.weight"].shape, len(self.encoder.dictionary)
         if rows[0] != vocab or rows[1] != self.args.encoder_embed_dim:
             raise ValueError(f"--pretrained-mbart {path}: embedding {tuple(rows)} but the model has {vocab} tokens × "

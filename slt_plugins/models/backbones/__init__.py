@@ -26,6 +26,8 @@ from typing import List, Sequence
 import torch
 import torch.nn as nn
 
+from slt_plugins.safe_checkpoint import CheckpointError, refusal_reason
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,8 +65,8 @@ def load_weights(module: nn.Module, path: str, kind: str) -> None:
     that names the file: ``kind`` says what the file should have been ("an S3D Kinetics-400 state dict")."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{path} is not {kind}: torch.load(weights_only=True) refuses it ({err})") from err
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # a pickle that would run code, a truncated file
+        raise CheckpointError(f"{path} is not {kind}: {refusal_reason(err)}") from None
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} is not {kind}: it holds a {type(state).__name__}, not names → tensors")
     state = {key.removeprefix("module."): value for key, value in state.items()}
