@@ -87,7 +87,7 @@ class BundleKind:
     writes_glosses = True
 
     def __init__(self, translator: "SignTranslator"):
-        self.t = translator
+        self.translator = translator
 
     def generator_args(self, beam: int, gloss_beam: Optional[int]) -> Namespace:
         return Namespace(beam=beam, gloss_beam=gloss_beam)
@@ -98,7 +98,7 @@ class BundleKind:
 
     def read(self, source: str):
         """One input as :meth:`decode` takes it; :class:`InputError` when it cannot be read."""
-        return self.t.load_clip(source)
+        return self.translator.load_clip(source)
 
     def decode(self, items: list) -> list:
         """(glosses, text, gloss ids, T'×V CTC log-posteriors) per item."""
@@ -114,11 +114,11 @@ class SignToGloss(BundleKind):
         return Namespace(beam=gloss_beam or 5)  # glosses only: the generator's beam is the CTC beam
 
     def gloss_dictionary(self):
-        return self.t.task.target_dictionary
+        return self.translator.task.target_dictionary
 
     def decode(self, clips):
-        net_input = self.t.net_input(clips)
-        return self.t.decoded_glosses(self.t.generator.posteriors(self.t.model, net_input), self.t.generator)
+        t = self.translator
+        return t.decoded_glosses(t.generator.posteriors(t.model, t.net_input(clips)), t.generator)
 
 
 class SignToText(BundleKind):
@@ -126,14 +126,15 @@ class SignToText(BundleKind):
     required_fields = ("crop_size", "shorter_side")
 
     def gloss_dictionary(self):
-        return self.t.task.ctc_dict
+        return self.translator.task.ctc_dict
 
     def decode(self, clips):
+        t = self.translator
         # the gloss logits of the encoder pass the beam search made
-        hypos = self.t.generator.generate([self.t.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
-                                                          "net_input": self.t.net_input(clips)})
-        decoded = self.t.decoded_glosses(self.t.generator.gloss_posteriors(), self.t.generator.ctc)
-        return [(glosses, self.t.text(hypo[0]["tokens"]), tokens, log_probs)
+        hypos = t.generator.generate([t.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
+                                                 "net_input": t.net_input(clips)})
+        decoded = t.decoded_glosses(t.generator.gloss_posteriors(), t.generator.ctc)
+        return [(glosses, t.text(hypo[0]["tokens"]), tokens, log_probs)
                 for (glosses, _, tokens, log_probs), hypo in zip(decoded, hypos)]
 
 
@@ -148,13 +149,13 @@ class GlossToText(BundleKind):
     def decode(self, lines):
         from fairseq.data import data_utils
 
-        task = self.t.task
+        task = self.translator.task
         sources = [task.encode_glosses(line) for line in lines]
         sample = {"id": torch.arange(len(lines)), "net_input": {
-            "src_tokens": data_utils.collate_tokens(sources, task.gloss_dict.pad()).to(self.t.device),
-            "src_lengths": torch.tensor([len(s) for s in sources], device=self.t.device)}}
-        hypos = self.t.generator.generate([self.t.model], sample)
-        return [(line, self.t.text(h[0]["tokens"]), None, None) for line, h in zip(lines, hypos)]
+            "src_tokens": data_utils.collate_tokens(sources, task.gloss_dict.pad()).to(self.translator.device),
+            "src_lengths": torch.tensor([len(s) for s in sources], device=self.translator.device)}}
+        hypos = self.translator.generator.generate([self.translator.model], sample)
+        return [(line, self.translator.text(h[0]["tokens"]), None, None) for line, h in zip(lines, hypos)]
 
 
 BUNDLE_KINDS = {kind.task_name: kind for kind in (SignToGloss, SignToText, GlossToText)}

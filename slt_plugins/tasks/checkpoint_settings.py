@@ -3,11 +3,12 @@
 fairseq-generate builds its task from its own command line before it reads the checkpoint, so an option that the
 training config set (the input kind, the crop, the CTC beam of the glosses, the gloss clean-up) would fall back to
 its default there, silently. A task mixing in :class:`CheckpointSettings` declares such options with the default
-``None`` or ``""`` ("not given") and lists them with their defaults in ``checkpoint_settings``. When it starts it fills in the
-defaults of those not given and records the values in its task state, which fairseq saves in every checkpoint
-(``task_state``) and hands back to :meth:`FairseqTask.load_state_dict` whenever a checkpoint is loaded with the
-task (``checkpoint_utils.load_model_ensemble_and_task``: fairseq-generate, fairseq-validate, bundles), before the
-model is built. There the options the command line did not give take the checkpoint's values; a given one wins.
+``None`` or ``""`` ("not given") and lists them with their defaults in ``checkpoint_settings``. When it starts it
+fills in the defaults of those not given and records the values in its task state, which fairseq saves in every
+checkpoint (``task_state``) and hands back to :meth:`FairseqTask.load_state_dict` whenever a checkpoint is loaded
+with the task (``checkpoint_utils.load_model_ensemble_and_task``: fairseq-generate, fairseq-validate, bundles),
+before the model is built. There the options the command line did not give take the checkpoint's values; a given
+one wins.
 
 Checkpoints saved before these records existed keep the command line's values and the defaults, as they did.
 """
