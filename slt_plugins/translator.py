@@ -130,12 +130,12 @@ class SignToText(BundleKind):
 
     def decode(self, clips):
         t = self.translator
-        # the gloss logits of the encoder pass the beam search made
+        # the glosses come with the hypotheses; the posteriors (for plots) are those of the same encoder pass
         hypos = t.generator.generate([t.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
                                                  "net_input": t.net_input(clips)})
-        decoded = t.decoded_glosses(t.generator.gloss_posteriors(), t.generator.ctc)
-        return [(glosses, t.text(hypo[0]["tokens"]), tokens, log_probs)
-                for (glosses, _, tokens, log_probs), hypo in zip(decoded, hypos)]
+        return [(t.gloss_dictionary.string(best["glosses"]), t.text(best["tokens"]), best["glosses"].tolist(),
+                 log_probs.clone())  # a copy: an Alignment kept does not hold the whole batch
+                for (best, *_), log_probs in zip(hypos, t.generator.gloss_posteriors())]
 
 
 class GlossToText(BundleKind):

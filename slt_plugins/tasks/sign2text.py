@@ -65,6 +65,8 @@ class Sign2TextTask(SignInput, SpokenTextTask):
         if states:
             model.load_from_checkpoints(self, states)
         self.setup_validation_bleu(model)
+        if getattr(self, "_bleu_generator", None) is not None:
+            self._bleu_generator.recognise_glosses = False  # validation BLEU scores the text only
         return model
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
@@ -77,9 +79,10 @@ class Sign2TextTask(SignInput, SpokenTextTask):
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         hypos = super().inference_step(generator, models, sample, prefix_tokens, constraints)
-        # fairseq-generate's generator, not validation BLEU's (nor --score-reference's scorer)
-        if generator is not getattr(self, "_bleu_generator", None) and hasattr(generator, "recognise"):
-            self.report_glosses(sample, generator.recognise())
+        # the glosses come with the hypotheses of fairseq-generate's generator (not with validation BLEU's, nor with
+        # --score-reference's scorer)
+        if hypos and all(nbest and "glosses" in nbest[0] for nbest in hypos):
+            self.report_glosses(sample, [nbest[0]["glosses"] for nbest in hypos])
         return hypos
 
     def report_glosses(self, sample, recognised):
