@@ -49,30 +49,126 @@ class Alignment(NamedTuple):
     text: Optional[str] = None
 
 
+#: what bundle.json must hold, whatever the task
+REQUIRED_FIELDS = ("format", "version", "task", "input")
+
+
 def read_bundle_info(bundle: str) -> dict:
+    """bundle.json, checked: one line (:class:`BundleError`) for a file that is no JSON object, lacks a field, or is
+    of another format, version or task."""
     path = os.path.join(bundle, "bundle.json")
     if not os.path.isfile(path):
         raise BundleError(f"{bundle}: no bundle.json; make a bundle with slt-export")
-    with open(path, encoding="utf-8") as f:
-        info = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise BundleError(f"{path}: not JSON ({e}); export the bundle again with slt-export") from None
+    if not isinstance(info, dict):
+        raise BundleError(f"{path}: not a JSON object; export the bundle again with slt-export")
     if info.get("format") != BUNDLE_FORMAT or info.get("version") != BUNDLE_VERSION:
         raise BundleError(f"{bundle}: bundle format {info.get('format')!r} version {info.get('version')!r}; this "
                           f"toolkit reads {BUNDLE_FORMAT!r} version {BUNDLE_VERSION}: export it again with slt-export")
-    if info.get("task") not in ("sign2gloss", "gloss2text", "sign2text"):
+    if info.get("task") not in BUNDLE_KINDS:
         raise BundleError(f"{bundle}: a bundle of task {info.get('task')!r}, which slt-translate cannot run")
+    missing = [name for name in REQUIRED_FIELDS + BUNDLE_KINDS[info["task"]].required_fields if name not in info]
+    if missing:
+        raise BundleError(f"{path} lacks {', '.join(missing)}; export the bundle again with slt-export")
     return info
+
+
+class BundleKind:
+    """How one kind of bundle (one task) reads, decodes and plots its inputs; :data:`BUNDLE_KINDS` by task."""
+
+    task_name = ""
+    required_fields: tuple = ()
+    reads_video = True  # else gloss strings: nothing to plot
+    writes_text = True
+    writes_glosses = True
+
+    def __init__(self, translator: "SignTranslator"):
+        self.translator = translator
+
+    def generator_args(self, beam: int, gloss_beam: Optional[int]) -> Namespace:
+        return Namespace(beam=beam, gloss_beam=gloss_beam)
+
+    def gloss_dictionary(self):
+        """The CTC classifier's vocabulary (blank '<s>' = 0); None without a classifier."""
+        return None
+
+    def read(self, source: str):
+        """One input as :meth:`decode` takes it; :class:`InputError` when it cannot be read."""
+        return self.translator.load_clip(source)
+
+    def decode(self, items: list) -> list:
+        """(glosses, text, gloss ids, T'×V CTC log-posteriors) per item."""
+        raise NotImplementedError
+
+
+class SignToGloss(BundleKind):
+    task_name = "sign2gloss"
+    required_fields = ("crop_size", "shorter_side")
+    writes_text = False
+
+    def generator_args(self, beam, gloss_beam):
+        return Namespace(beam=gloss_beam or 5)  # glosses only: the generator's beam is the CTC beam
+
+    def gloss_dictionary(self):
+        return self.translator.task.target_dictionary
+
+    def decode(self, clips):
+        t = self.translator
+        return t.decoded_glosses(t.generator.posteriors(t.model, t.net_input(clips)), t.generator)
+
+
+class SignToText(BundleKind):
+    task_name = "sign2text"
+    required_fields = ("crop_size", "shorter_side")
+
+    def gloss_dictionary(self):
+        return self.translator.task.ctc_dict
+
+    def decode(self, clips):
+        t = self.translator
+        # the glosses come with the hypotheses; the posteriors (for plots) are those of the same encoder pass
+        hypos = t.generator.generate([t.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
+                                                 "net_input": t.net_input(clips)})
+        return [(t.gloss_dictionary.string(best["glosses"]), t.text(best["tokens"]), best["glosses"].tolist(),
+                 log_probs.clone())  # a copy: an Alignment kept does not hold the whole batch
+                for (best, *_), log_probs in zip(hypos, t.generator.gloss_posteriors())]
+
+
+class GlossToText(BundleKind):
+    task_name = "gloss2text"
+    reads_video = False
+    writes_glosses = False
+
+    def read(self, source):
+        return source
+
+    def decode(self, lines):
+        from fairseq.data import data_utils
+
+        task = self.translator.task
+        sources = [task.encode_glosses(line) for line in lines]
+        sample = {"id": torch.arange(len(lines)), "net_input": {
+            "src_tokens": data_utils.collate_tokens(sources, task.gloss_dict.pad()).to(self.translator.device),
+            "src_lengths": torch.tensor([len(s) for s in sources], device=self.translator.device)}}
+        hypos = self.translator.generator.generate([self.translator.model], sample)
+        return [(line, self.translator.text(h[0]["tokens"]), None, None) for line, h in zip(lines, hypos)]
+
+
+BUNDLE_KINDS = {kind.task_name: kind for kind in (SignToGloss, SignToText, GlossToText)}
 
 
 class SignTranslator:
     def __init__(self, bundle: str, info: dict, task, model, device: torch.device, beam: int = 5,
-                 gloss_beam: int = 5):
+                 gloss_beam: Optional[int] = 5):
         self.bundle, self.info, self.task, self.model, self.device = bundle, info, task, model, device
         self.kind = info["task"]
-        # sign2gloss decodes glosses only, with the CTC beam; the others search text with ``beam``
-        args = Namespace(beam=gloss_beam) if self.kind == "sign2gloss" else Namespace(beam=beam, gloss_beam=gloss_beam)
-        self.generator = task.build_generator([model], args)
-        if self.kind != "sign2gloss":
-            self.bpe = task.build_bpe(None)
+        self.handler = BUNDLE_KINDS[self.kind](self)
+        self.generator = task.build_generator([model], self.handler.generator_args(beam, gloss_beam))
+        self.bpe = task.build_bpe(None) if self.handler.writes_text else None
 
     @classmethod
     def from_pretrained(cls, bundle: str, device: Optional[str] = None, **kwargs) -> "SignTranslator":
@@ -83,25 +179,33 @@ class SignTranslator:
         overrides = {"data": bundle}
         if os.path.isdir(os.path.join(bundle, "vocab")):
             overrides["vocab"] = os.path.join(bundle, "vocab")
-        models, _, task = checkpoint_utils.load_model_ensemble_and_task(
-            [os.path.join(bundle, "model.pt")], arg_overrides=overrides)
+        path = os.path.join(bundle, "model.pt")
+        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
+        cfg = state.get("cfg") or {}
+        saved_task = (cfg.get("task") or {}).get("_name") if hasattr(cfg, "get") else None
+        if saved_task != info["task"]:
+            raise BundleError(f"{path} holds a {saved_task!r} model, but {bundle}/bundle.json says "
+                              f"{info['task']!r}; export the bundle again with slt-export")
+        models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides, state=state)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(bundle, info, task, models[0].eval().to(device), device, **kwargs)
 
     # --- inputs ------------------------------------------------------------------------------------------------
 
     def load_clip(self, source: str) -> torch.Tensor:
-        """A video file, frame folder or ``STORE.lmdb:ID`` → uint8 T×3×crop×crop, as evaluation sees it."""
+        """A video file, frame folder or ``STORE.lmdb:ID`` → uint8 T×3×crop×crop, as evaluation sees it: frames
+        brought to the shorter side the model was trained on, centre crop."""
         from slt_plugins.data.lmdb_store import FrameStore, StoreError
         from slt_plugins.data.video_io import ClipReadError, read_clip
         from slt_plugins.data.video_transforms import ClipTransform, ClipTransformConfig
 
+        shorter_side = self.info.get("shorter_side")
         try:
             if ".lmdb:" in source:
                 store, key = source.split(".lmdb:", 1)
-                frames = FrameStore(store + ".lmdb").frames(key)
+                frames = _resized(FrameStore(store + ".lmdb").frames(key), shorter_side)
             elif os.path.exists(source):
-                frames = read_clip(source, self.info.get("shorter_side"))
+                frames = read_clip(source, shorter_side)
             else:
                 raise InputError(f"{source}: no such file or folder")
         except (ClipReadError, StoreError) as e:
@@ -116,42 +220,24 @@ class SignTranslator:
     @property
     def gloss_dictionary(self):
         """The CTC classifier's vocabulary (blank '<s>' = 0); None for gloss2text, which has no classifier."""
-        return {"sign2gloss": self.task.target_dictionary, "sign2text": getattr(self.task, "ctc_dict", None)}.get(
-            self.kind)
+        return self.handler.gloss_dictionary()
 
-    @torch.no_grad()
-    def _decode_clips(self, clips: List[torch.Tensor]):
-        """(glosses, text, gloss ids, T'×V CTC log-posteriors) per clip, all from one encoder pass."""
+    def net_input(self, clips: List[torch.Tensor]) -> dict:
         from slt_plugins.data.sign_dataset import collate_clips
 
         frames, lengths = collate_clips(clips)
-        net_input = {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}
-        if self.kind == "sign2gloss":
-            posteriors, hypos, ctc = self.generator.posteriors(self.model, net_input), None, self.generator
-        else:  # the gloss logits of the encoder pass the beam search made
-            hypos = self.generator.generate([self.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
-                                                           "net_input": net_input})
-            posteriors, ctc = self.generator.gloss_posteriors(), self.generator.ctc
+        return {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}
+
+    def decoded_glosses(self, posteriors, ctc) -> list:
+        """(glosses, None, gloss ids, log-posteriors) per clip from its T'×V CTC log-posteriors."""
         decoded = []
-        for i, clip_log_probs in enumerate(posteriors):
+        for clip_log_probs in posteriors:
             clip_log_probs = clip_log_probs.clone()  # a copy: an Alignment kept does not hold the whole batch
             tokens = ctc.decode(clip_log_probs)[0]["tokens"]
-            text = None if hypos is None else self._text(hypos[i][0]["tokens"])
-            decoded.append((self.gloss_dictionary.string(tokens), text, tokens.tolist(), clip_log_probs))
+            decoded.append((self.gloss_dictionary.string(tokens), None, tokens.tolist(), clip_log_probs))
         return decoded
 
-    @torch.no_grad()
-    def _translate_glosses(self, lines: List[str]):
-        from fairseq.data import data_utils
-
-        sources = [self.task.encode_glosses(line) for line in lines]
-        sample = {"id": torch.arange(len(lines)), "net_input": {
-            "src_tokens": data_utils.collate_tokens(sources, self.task.gloss_dict.pad()).to(self.device),
-            "src_lengths": torch.tensor([len(s) for s in sources], device=self.device)}}
-        return [(line, self._text(h[0]["tokens"])) for line, h in zip(lines, self.generator.generate([self.model],
-                                                                                                    sample))]
-
-    def _text(self, tokens: torch.Tensor) -> str:
+    def text(self, tokens: torch.Tensor) -> str:
         text = self.task.target_dictionary.string(tokens.int().cpu(), extra_symbols_to_ignore=[self.generator.eos])
         return self.bpe.decode(text)
 
@@ -161,17 +247,17 @@ class SignTranslator:
         ``on_alignment(position, Alignment)`` is called for each clip decoded, as its batch is done (to plot it)."""
         if on_alignment is not None:
             self._needs_video()
-        decode = self._translate_glosses if self.kind == "gloss2text" else self._decode_clips
         results: List[Result] = []
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start: start + batch_size]
             items, errors = [], {}  # (position in the chunk, clip or gloss line); position → error
             for k, source in enumerate(chunk):
                 try:
-                    items.append((k, source if self.kind == "gloss2text" else self.load_clip(source)))
+                    items.append((k, self.handler.read(source)))
                 except InputError as e:
                     errors[k] = str(e)
-            decoded = dict(zip([k for k, _ in items], decode([x for _, x in items]))) if items else {}
+            with torch.no_grad():
+                decoded = dict(zip([k for k, _ in items], self.handler.decode([x for _, x in items]))) if items else {}
             results += [Result(source, error=errors[k]) if k in errors else Result(source, *decoded[k][:2])
                         for k, source in enumerate(chunk)]
             if on_alignment is not None:
@@ -184,14 +270,14 @@ class SignTranslator:
 
     def translate(self, source: str) -> str:
         """The text of one input (sign2text: a video or frames; gloss2text: a gloss string)."""
-        if self.kind == "sign2gloss":
+        if not self.handler.writes_text:
             raise BundleError(f"{self.bundle} is a sign2gloss bundle: it recognises glosses, use recognize()")
         return self._one(source).text
 
     def recognize(self, source: str) -> str:
         """The glosses of one input (sign2gloss or sign2text)."""
-        if self.kind == "gloss2text":
-            raise BundleError(f"{self.bundle} is a gloss2text bundle: it reads glosses, use translate()")
+        if not self.handler.writes_glosses:
+            raise BundleError(f"{self.bundle} is a {self.kind} bundle: it reads glosses, use translate()")
         return self._one(source).glosses
 
     def alignment(self, source: str) -> Alignment:
@@ -218,8 +304,8 @@ class SignTranslator:
                               **kwargs)
 
     def _needs_video(self) -> None:
-        if self.kind == "gloss2text":
-            raise BundleError(f"{self.bundle} is a gloss2text bundle: it reads glosses, so there is no video and no "
+        if not self.handler.reads_video:
+            raise BundleError(f"{self.bundle} is a {self.kind} bundle: it reads glosses, so there is no video and no "
                               f"gloss posteriors to align or plot")
 
     def _one(self, source: str, **kwargs) -> Result:
@@ -227,3 +313,15 @@ class SignTranslator:
         if result.error:
             raise InputError(result.error)
         return result
+
+
+def _resized(frames, shorter_side: Optional[int]):
+    """T×H×W×3 frames with their shorter side ``shorter_side`` (unchanged when it already is, or when None)."""
+    import numpy as np
+    from PIL import Image
+
+    from slt_plugins.data.video_io import _resize
+
+    if not shorter_side or min(frames.shape[1:3]) == shorter_side:
+        return frames
+    return np.stack([_resize(Image.fromarray(frame), shorter_side) for frame in frames])

@@ -2,8 +2,11 @@
 
 The bundle holds ``model.pt`` (the checkpoint without its optimizer state), the vocabularies the task reads
 (``dict.gloss.txt``; ``dict.text.txt`` and ``spm.model``, or the pruned mBART's ``vocab/``), the dataset's
-``meta.json`` and ``bundle.json``: the task, the preprocessing (the frames' shorter side as binarised, the crop)
-and the toolkit version. ``SignTranslator.from_pretrained(BUNDLE)`` and ``slt-translate --model BUNDLE`` read it.
+``meta.json`` and ``bundle.json``: the task, the geometry the model was trained on (the shorter side of the stored
+frames — read from the store when the dataset kept the frames at their original size — and the crop) and the
+toolkit version. Nothing in it names a file of the exporting machine: paths in the model's config that only a
+fresh model reads (the checkpoints it started from, pretrained weights) and the dataset's source paths are left
+out. ``SignTranslator.from_pretrained(BUNDLE)`` and ``slt-translate --model BUNDLE`` read it.
 
 A Sign2Text model trained on cached features cannot read video by itself: ``--backbone-checkpoint`` names the
 Sign2Gloss checkpoint whose backbone made the features, and its weights go into the bundle's model.
@@ -18,6 +21,9 @@ import sys
 BUNDLE_FORMAT = "fairseq-slt-bundle"
 BUNDLE_VERSION = 1
 TASKS = ("sign2gloss", "gloss2text", "sign2text")
+#: model options that name files a fresh model reads; a checkpoint brings their weights, a bundle leaves them out
+MODEL_FILE_OPTIONS = {"sign2gloss_checkpoint": "", "gloss2text_checkpoint": "", "backbone_pretrained": None,
+                      "pretrained_mbart": None}
 
 
 class ExportError(ValueError):
@@ -33,12 +39,33 @@ def _copy(src_dir: str, names, dst_dir: str) -> None:
         shutil.copy(src, os.path.join(dst_dir, name))
 
 
+def trained_shorter_side(data: str, meta: dict, manifest_split: str = "train") -> int:
+    """The shorter side of the frames the model was trained on: as slt-binarise resized them, or, where it kept
+    them at their original size (``--frame-size 0``), as the first training clip in the store has it."""
+    from slt_plugins.data.lmdb_store import FrameStore
+    from slt_plugins.data.manifest import manifest_path, read_manifest
+
+    side = (meta.get("frames") or {}).get("shorter_side")
+    if side:
+        return int(side)
+    store, manifest = os.path.join(data, "frames.lmdb"), manifest_path(data, manifest_split)
+    if not os.path.isdir(store) or not os.path.isfile(manifest):
+        raise ExportError(f"{data}: meta.json records no frame size and {store} or {manifest} is missing, so the "
+                          "frames the model was trained on cannot be measured; pass --data with the binarised "
+                          "dataset the model was trained on")
+    rows = read_manifest(manifest)
+    frames = FrameStore(store).frames(rows[0].id, [0])
+    return int(min(frames.shape[1:3]))
+
+
 def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str = "", overwrite: bool = False) -> dict:
     import torch
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf, open_dict
 
     import slt_plugins
+    from slt_plugins.tasks.checkpoint_settings import STATE_KEY, saved_settings
+    from slt_plugins.tasks.sign2gloss import SignInput
     from tools.atomic import Owner, check_output, staging
 
     if not os.path.isfile(checkpoint):
@@ -52,7 +79,8 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
         raise ExportError(f"{checkpoint}: a {task!r} checkpoint; bundles hold {', '.join(TASKS)} models")
     data = data or cfg.task.data
     vocab = getattr(cfg.task, "vocab", "") or ""
-    if task == "sign2text" and cfg.task.input == "features":
+    settings = saved_settings(state, SignInput.checkpoint_settings) if task != "gloss2text" else {}
+    if task == "sign2text" and settings["input"] == "features":
         if not backbone_checkpoint:
             raise ExportError(f"{checkpoint} reads cached features; pass --backbone-checkpoint with the sign2gloss "
                               "checkpoint that made them, so the bundle can read video")
@@ -62,14 +90,22 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
         if not weights:
             raise ExportError(f"--backbone-checkpoint {backbone_checkpoint} has no visual backbone")
         state["model"].update(weights)
-        with open_dict(cfg):
-            cfg.task.input = "frames"
-            cfg.task.crop_size = backbone["cfg"].task.crop_size
-    with open(os.path.join(data, "meta.json"), encoding="utf-8") as f:
+        settings.update(input="frames", crop_size=saved_settings(backbone, SignInput.checkpoint_settings)["crop_size"])
+    meta_path = os.path.join(data, "meta.json")
+    if not os.path.isfile(meta_path):
+        raise ExportError(f"{meta_path} is missing; pass --data with the dataset the model was trained on")
+    with open(meta_path, encoding="utf-8") as f:
         meta = json.load(f)
+    shorter_side = trained_shorter_side(data, meta) if task != "gloss2text" else None
     state.pop("last_optimizer_state", None)
     with staging(out, owner, inputs=[checkpoint, data, backbone_checkpoint, vocab], overwrite=overwrite) as tmp:
-        _copy(data, ["meta.json", "dict.gloss.txt"], tmp)
+        _copy(data, ["dict.gloss.txt"], tmp)
+        source = meta.get("source")
+        meta = dict(meta, source={"format": source.get("format")} if isinstance(source, dict) else source)
+        if task != "gloss2text":  # the frames a video bundle's inputs are brought to
+            meta["frames"] = dict(meta.get("frames") or {}, shorter_side=shorter_side)
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1, ensure_ascii=False)
         if task != "sign2gloss":
             if vocab:
                 _copy(vocab, ["dict.txt", "sentence.bpe.model", "meta.json"], os.path.join(tmp, "vocab"))
@@ -79,14 +115,21 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
             cfg.task.data = "."  # set to the bundle's folder when it is loaded
             if vocab:
                 cfg.task.vocab = "vocab"
+            for name, value in settings.items():  # the settings the model was trained with, all given
+                cfg.task[name] = value
+            for name, empty in MODEL_FILE_OPTIONS.items():
+                if name in cfg.model:  # a Hydra config or an argparse Namespace (mbart_translator)
+                    setattr(cfg.model, name, empty)
+        if settings:
+            recorded = (state.get("task_state") or {}).get(STATE_KEY) or {}
+            state["task_state"] = dict(state.get("task_state") or {}, **{STATE_KEY: dict(recorded, **settings)})
         state["cfg"] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # as fairseq saves it
         torch.save(state, os.path.join(tmp, "model.pt"))
         info = {
             "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "task": task, "toolkit": slt_plugins.__version__,
             "input": "glosses" if task == "gloss2text" else "frames",
-            "shorter_side": (meta.get("frames") or {}).get("shorter_side"),
-            "crop_size": int(cfg.task.crop_size) if task != "gloss2text" else None,
-            "source_checkpoint": os.path.abspath(checkpoint),
+            "shorter_side": shorter_side,
+            "crop_size": int(settings["crop_size"]) if task != "gloss2text" else None,
         }
         with open(os.path.join(tmp, "bundle.json"), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=1)

@@ -51,7 +51,8 @@ def load_checkpoint(path: str, data: str):
     if not os.path.isfile(path):
         raise ExtractError(f"--checkpoint {path}: no such file")
     overrides = {"data": data, "input": "frames"}
-    models, cfg, _ = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    cfg.task.crop_size = task.cfg.crop_size  # resolved by the task where the checkpoint's config leaves it unset
     return sign_encoder(models[0]), cfg
 
 

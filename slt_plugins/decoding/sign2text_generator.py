@@ -2,7 +2,9 @@
 
 fairseq's ``SequenceGenerator`` runs the encoder once per batch (``forward_encoder``); the ensemble it drives here
 keeps that output, so the gloss logits the joint encoder returned beside mBART's states are decoded afterwards
-without a second pass (:meth:`Sign2TextGenerator.recognise`). With several models the glosses come from the first.
+without a second pass. The glosses travel with the hypotheses :meth:`Sign2TextGenerator.generate` returns: each
+hypothesis of an utterance holds its CTC gloss ids as ``glosses``. With several models the glosses come from the
+first.
 
 The beam search sizes its output by the input: ``--max-len-a`` multiplies the number of input steps (frames, or
 feature vectors), as fairseq's speech models do.
@@ -27,9 +29,12 @@ class _RememberingEnsemble(EnsembleModel):
 
 
 class Sign2TextGenerator(SequenceGenerator):
-    def __init__(self, models, tgt_dict, gloss_dict, gloss_beam: int = 1, **kwargs):
+    """``recognise_glosses``: decode the glosses too (off for validation BLEU, which scores text only)."""
+
+    def __init__(self, models, tgt_dict, gloss_dict, gloss_beam: int = 1, recognise_glosses: bool = True, **kwargs):
         super().__init__(_RememberingEnsemble(models), tgt_dict, **kwargs)
         self.ctc = CTCSequenceGenerator(gloss_dict, beam=max(gloss_beam, 1))
+        self.recognise_glosses = recognise_glosses
 
     @torch.no_grad()
     def generate(self, models, sample, **kwargs):
@@ -39,7 +44,12 @@ class Sign2TextGenerator(SequenceGenerator):
         steps = torch.arange(int(lengths.max()), device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
         src_tokens = torch.where(steps, self.unk, self.pad)
         sample = dict(sample, net_input=dict(net_input, src_tokens=src_tokens, src_lengths=lengths))
-        return super().generate(models, sample, **kwargs)
+        hypos = super().generate(models, sample, **kwargs)
+        if self.recognise_glosses:
+            for nbest, glosses in zip(hypos, self.recognise()):
+                for hypo in nbest:
+                    hypo["glosses"] = glosses
+        return hypos
 
     def recognise(self) -> List[torch.Tensor]:
         """The gloss ids of each utterance of the last batch, by CTC (greedy at beam 1, else prefix beam search)."""

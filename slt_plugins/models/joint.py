@@ -192,12 +192,19 @@ class JointModel(FairseqEncoderDecoderModel):
         visual = _options(cfg.visual_args, "visual-args")
         unknown = sorted(set(visual) - {f.name for f in dataclasses.fields(SignEncoderConfig)})
         if unknown:
-            raise ValueError(f"--visual-args: {', '.join(unknown)} are not options of the sign encoder (s3d_encoder)")
+            raise ValueError(f"--visual-args: {', '.join(unknown)} are not options of the sign encoder (s3d_encoder); "
+                             f"valid: {', '.join(sorted(f.name for f in dataclasses.fields(SignEncoderConfig)))}")
         visual_cfg = SignEncoderConfig(**visual)
         sign = SignEncoder(visual_cfg, task.ctc_dict, task.cfg.input, task.feature_dim)
         if ARCH_MODEL_REGISTRY.get(cfg.translator_arch) is not MBartTranslator:
             raise ValueError(f"--translator-arch {cfg.translator_arch}: not an mbart_translator arch")
-        translator_args = Namespace(**_options(cfg.translator_args, "translator-args"))
+        translator_options = _options(cfg.translator_args, "translator-args")
+        valid = translator_option_names(cfg.translator_arch)
+        unknown = sorted(set(translator_options) - valid)
+        if unknown:
+            raise ValueError(f"--translator-args: {', '.join(unknown)} are not options of the translator "
+                             f"({cfg.translator_arch}); valid: {', '.join(sorted(valid))}")
+        translator_args = Namespace(**translator_options)
         ARCH_CONFIG_REGISTRY[cfg.translator_arch](translator_args)
         vocabularies = SimpleNamespace(source_dictionary=task.gloss_dict, target_dictionary=task.text_dict,
                                        gloss_spellings=task.gloss_spellings)  # for --gloss-spelling-embeddings

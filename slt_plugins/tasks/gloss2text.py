@@ -51,7 +51,8 @@ class TextPiecesOnly:
 
 
 @dataclass
-class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
+class SpokenTextConfig(ValidationBleuConfig, Bf16AutocastConfig):
+    """What a task that writes spoken-language text reads: the dataset and the vocabularies (gloss2text, sign2text)."""
     data: str = field(
         default=MISSING,
         metadata={"help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt, "
@@ -72,6 +73,14 @@ class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
         metadata={"help": "spoken language tag, the target token [TAG] that starts decoding "
                           "(de → de_DE, zh → zh_CN)"},
     )
+    max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
+    max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
+    seed: int = II("common.seed")
+
+
+@dataclass
+class Gloss2TextConfig(SpokenTextConfig):
+    """Gloss2Text's training options for its gloss and text pairs."""
     gloss_dropout: float = field(
         default=0.0,
         metadata={"help": "in training, replace each gloss by <unk> with this probability (source word dropout, "
@@ -90,12 +99,9 @@ class Gloss2TextConfig(ValidationBleuConfig, Bf16AutocastConfig):
                           "manifest's context) with this probability, glosses and text alike: concatenation "
                           "augmentation, longer examples of discourse for a small corpus; 0: never"},
     )
-    max_source_positions: int = field(default=1024, metadata={"help": "longest gloss sequence, in tokens"})
-    max_target_positions: int = field(default=1024, metadata={"help": "longest text, in sub-words"})
-    seed: int = II("common.seed")
 
 
-def language_tags(cfg: Gloss2TextConfig) -> tuple:
+def language_tags(cfg: SpokenTextConfig) -> tuple:
     """(source, target) language tags: the configured ones, else the pruned mBART's (``--vocab``), else those of
     the dataset's language."""
     def meta(folder):
@@ -114,11 +120,12 @@ def language_tags(cfg: Gloss2TextConfig) -> tuple:
     return cfg.source_lang or source, cfg.target_lang or target
 
 
-@register_task("gloss2text", dataclass=Gloss2TextConfig)
-class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
-    cfg: Gloss2TextConfig
+class SpokenTextTask(Bf16Autocast, ValidationBleu, FairseqTask):
+    """What gloss2text and sign2text share: the vocabularies with mBART's language tokens, the encoding of glosses
+    and text, the translator's generator and the sub-word model that joins its output."""
+    cfg: SpokenTextConfig
 
-    def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
+    def __init__(self, cfg: SpokenTextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
         super().__init__(cfg)
         self.gloss_dict = gloss_dict
         self.text_dict = text_dict
@@ -131,12 +138,9 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
                                      "languages with --source-lang/--target-lang, or prune again with that tag")
         self.source_lang_id = gloss_dict.add_symbol(f"[{source}]")
         self.target_lang_id = text_dict.add_symbol(f"[{target}]")
-        self.sampler = None
-        if cfg.text_sampling_alpha > 0:
-            self.sampler = UnigramSegmentSampler(spm_model, cfg.text_sampling_alpha)
 
     @classmethod
-    def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):
+    def setup_task(cls, cfg: SpokenTextConfig, **kwargs):
         if cfg.vocab:
             folder, names, maker = cfg.vocab, ("dict.txt", "dict.txt", "sentence.bpe.model"), "slt-prune-mbart"
         else:
@@ -150,31 +154,6 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         logger.info(f"gloss dictionary: {len(gloss_dict)} types; text dictionary: {len(text_dict)} types"
                     + (f" (the same, from {cfg.vocab})" if cfg.vocab else ""))
         return cls(cfg, gloss_dict, text_dict, spm_model)
-
-    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        rows = read_manifest(manifest_path(self.cfg.data, split))
-        src = [self.encode_glosses(r.gloss) for r in rows]
-        tgt = [self.encode_text(r.text) for r in rows]
-        tgt_sizes = torch.LongTensor([len(t) for t in tgt])
-        if split == "train" and self.sampler is not None:
-            tgt = SampledTargets([r.text for r in rows], tgt, self.sampler, self.text_dict, self.target_lang_id,
-                                 self.cfg.seed)
-        position = {r.id: i for i, r in enumerate(rows)}
-        predecessors = [position.get(r.context, -1) if r.context else -1 for r in rows]
-        unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
-        if unknown:
-            logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
-        self.datasets[split] = TextPairs(
-            src, torch.LongTensor([len(s) for s in src]), self.gloss_dict,
-            tgt, tgt_sizes, self.text_dict,
-            left_pad_source=False,
-            left_pad_target=False,
-            shuffle=(split == "train"),
-            eos=self.target_lang_id,  # prev_output_tokens start with the target language token
-            predecessors=predecessors, concat_prob=self.cfg.context_concat_prob if split == "train" else 0.0,
-            seed=self.cfg.seed,
-        )
-        logger.info(f"{split}: {len(rows)} utterances")
 
     def encode_glosses(self, glosses: str) -> torch.LongTensor:
         ids = self.gloss_dict.encode_line(glosses, add_if_not_exist=False, append_eos=True).long()
@@ -214,20 +193,6 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
             table[i, : len(r)] = torch.LongTensor(r)
         return table
 
-    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        if self.cfg.gloss_dropout > 0:
-            sample = self.drop_glosses(sample)
-        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
-
-    def drop_glosses(self, sample):
-        """A copy of the batch with glosses (not </s>, the language token or padding) replaced by <unk>."""
-        tokens = sample["net_input"]["src_tokens"]
-        d = self.gloss_dict
-        droppable = (tokens != d.pad()) & (tokens != d.eos()) & (tokens != self.source_lang_id)
-        drop = droppable & (torch.rand(tokens.shape, device=tokens.device) < self.cfg.gloss_dropout)
-        net_input = dict(sample["net_input"], src_tokens=tokens.masked_fill(drop, d.unk()))
-        return dict(sample, net_input=net_input)
-
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
         pretrained = getattr(cfg, "pretrained_mbart", None)
@@ -257,3 +222,53 @@ class Gloss2TextTask(Bf16Autocast, ValidationBleu, FairseqTask):
     @property
     def target_dictionary(self):
         return self.text_dict
+
+
+@register_task("gloss2text", dataclass=Gloss2TextConfig)
+class Gloss2TextTask(SpokenTextTask):
+    cfg: Gloss2TextConfig
+
+    def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
+        super().__init__(cfg, gloss_dict, text_dict, spm_model)
+        self.sampler = None
+        if cfg.text_sampling_alpha > 0:
+            self.sampler = UnigramSegmentSampler(spm_model, cfg.text_sampling_alpha)
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        rows = read_manifest(manifest_path(self.cfg.data, split))
+        src = [self.encode_glosses(r.gloss) for r in rows]
+        tgt = [self.encode_text(r.text) for r in rows]
+        tgt_sizes = torch.LongTensor([len(t) for t in tgt])
+        if split == "train" and self.sampler is not None:
+            tgt = SampledTargets([r.text for r in rows], tgt, self.sampler, self.text_dict, self.target_lang_id,
+                                 self.cfg.seed)
+        position = {r.id: i for i, r in enumerate(rows)}
+        predecessors = [position.get(r.context, -1) if r.context else -1 for r in rows]
+        unknown = sum(int((s == self.gloss_dict.unk()).sum()) for s in src)
+        if unknown:
+            logger.warning(f"{split}: {unknown} glosses are not in the source dictionary and read as <unk>")
+        self.datasets[split] = TextPairs(
+            src, torch.LongTensor([len(s) for s in src]), self.gloss_dict,
+            tgt, tgt_sizes, self.text_dict,
+            left_pad_source=False,
+            left_pad_target=False,
+            shuffle=(split == "train"),
+            eos=self.target_lang_id,  # prev_output_tokens start with the target language token
+            predecessors=predecessors, concat_prob=self.cfg.context_concat_prob if split == "train" else 0.0,
+            seed=self.cfg.seed,
+        )
+        logger.info(f"{split}: {len(rows)} utterances")
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self.cfg.gloss_dropout > 0:
+            sample = self.drop_glosses(sample)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def drop_glosses(self, sample):
+        """A copy of the batch with glosses (not </s>, the language token or padding) replaced by <unk>."""
+        tokens = sample["net_input"]["src_tokens"]
+        d = self.gloss_dict
+        droppable = (tokens != d.pad()) & (tokens != d.eos()) & (tokens != self.source_lang_id)
+        drop = droppable & (torch.rand(tokens.shape, device=tokens.device) < self.cfg.gloss_dropout)
+        net_input = dict(sample["net_input"], src_tokens=tokens.masked_fill(drop, d.unk()))
+        return dict(sample, net_input=net_input)

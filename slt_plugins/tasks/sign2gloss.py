@@ -9,9 +9,10 @@ fairseq-generate decodes with CTC greedy (``--beam 1``) or prefix beam search.
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.data import Dictionary
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
@@ -19,10 +20,11 @@ from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, SignLengthDataset
 from slt_plugins.data.text_inputs import TextInputs
+from slt_plugins.tasks.checkpoint_settings import CheckpointSettings
 
 logger = logging.getLogger(__name__)
 
-INPUT_KINDS = ChoiceEnum(["frames", "features", "lengths"])
+INPUT_KINDS = ("frames", "features", "lengths")
 
 
 def load_gloss_dictionary(data: str) -> Dictionary:
@@ -40,14 +42,19 @@ class Sign2GlossConfig(FairseqDataclass):
     data: str = field(default=MISSING, metadata={
         "help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt and frames.lmdb or "
                 "features/<name>.lmdb"})
-    input: INPUT_KINDS = field(default="frames", metadata={
-        "help": "read video frames (end to end), pre-extracted features, or only each clip's frame count (for a "
-                "model that reads text alone: the text→gloss teacher)"})
+    # a string, not a ChoiceEnum that could be None: fairseq's flat command line shares --input with
+    # fairseq-interactive, whose field must hold a string
+    input: str = field(default="", metadata={
+        "help": f"{' | '.join(INPUT_KINDS)}: read video frames (end to end), pre-extracted features, or only each "
+                "clip's frame count (for a model that reads text alone: the text→gloss teacher); default: the "
+                "checkpoint's, else frames"})
     text_inputs: bool = field(default=False, metadata={
         "help": "also give the model each utterance's translation and the preceding utterance's (net_input "
                 "text_tokens, context_tokens): what the distillation teachers read"})
-    features: str = field(default="s3d", metadata={"help": "with --input features: features/<name>.lmdb"})
-    crop_size: int = field(default=224, metadata={"help": "frames are cropped to crop_size × crop_size"})
+    features: Optional[str] = field(default=None, metadata={
+        "help": "with --input features: features/<name>.lmdb; default: the checkpoint's, else s3d"})
+    crop_size: Optional[int] = field(default=None, metadata={
+        "help": "frames are cropped to crop_size × crop_size; default: the checkpoint's, else 224"})
     temporal_scale_min: float = field(default=0.5, metadata={
         "help": "training: clips are resampled to between min and max times their frame count (SLRT: 0.5-1.5)"})
     temporal_scale_max: float = field(default=1.5)
@@ -61,12 +68,28 @@ class Sign2GlossConfig(FairseqDataclass):
     seed: int = II("common.seed")
 
 
-class SignInput:
+class SignInput(CheckpointSettings):
     """What the tasks that read sign clips share (sign2gloss, sign2text): the store and the dataset over a split.
-    Mixed into a FairseqTask whose config extends :class:`Sign2GlossConfig`."""
+    Mixed into a FairseqTask whose config extends :class:`Sign2GlossConfig`. The input kind, the feature store and
+    the crop are the checkpoint's unless the command line gives them (:mod:`checkpoint_settings`)."""
 
+    checkpoint_settings = {"input": "frames", "features": "s3d", "crop_size": 224}
     _store = None
     _text_inputs = None
+    _feature_dim = None
+
+    def checkpoint_settings_changed(self, names) -> None:
+        if self.cfg.input not in INPUT_KINDS:
+            raise ValueError(f"--input {self.cfg.input}: choose one of {', '.join(INPUT_KINDS)}")
+        self._store = self._feature_dim = None  # opened for another input kind or store
+
+    @property
+    def feature_dim(self):
+        """C of the feature arrays (None when reading frames); read when a model is built, once the checkpoint
+        (if any) has said which store the model reads."""
+        if self._feature_dim is None:
+            self._feature_dim = self.feature_dim_of_store()
+        return self._feature_dim
 
     @property
     def store(self):
@@ -131,7 +154,7 @@ class Sign2GlossTask(SignInput, FairseqTask):
     def __init__(self, cfg: Sign2GlossConfig, gloss_dict: Dictionary):
         super().__init__(cfg)
         self.gloss_dict = gloss_dict
-        self.feature_dim = self.feature_dim_of_store()
+        self.init_checkpoint_settings()
 
     @classmethod
     def setup_task(cls, cfg: Sign2GlossConfig, **kwargs):

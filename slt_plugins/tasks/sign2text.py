@@ -13,6 +13,7 @@ own weights. fairseq-generate writes the text by beam search, prints the CTC glo
 
 import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
@@ -20,36 +21,31 @@ from fairseq.tasks import FairseqTask, register_task
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.scoring.phoenix_cleanup import CLEANERS
 from slt_plugins.scoring.translation_metrics import RECOGNISED_GLOSSES
-from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
+from slt_plugins.tasks.gloss2text import SpokenTextConfig, SpokenTextTask
 from slt_plugins.tasks.sign2gloss import SignInput, Sign2GlossConfig, load_gloss_dictionary
 
 logger = logging.getLogger(__name__)
 
 
-#: gloss2text's training options for its text pairs, which the video batches of sign2text do not have
-GLOSS2TEXT_ONLY = ("text_sampling_alpha", "context_concat_prob", "gloss_dropout")
-
-
 @dataclass
-class Sign2TextConfig(Sign2GlossConfig, Gloss2TextConfig):
-    gloss_beam: int = field(default=5, metadata={
-        "help": "fairseq-generate: CTC prefix beam width for the glosses (1: greedy; SLRT: 5 at test)"})
-    gloss_cleanup: ChoiceEnum(["none"] + list(CLEANERS)) = field(default="none", metadata={
-        "help": "clean-up applied to both gloss sequences before WER (phoenix-2014t for published Phoenix WERs)"})
+class Sign2TextConfig(Sign2GlossConfig, SpokenTextConfig):
+    gloss_beam: Optional[int] = field(default=None, metadata={
+        "help": "fairseq-generate: CTC prefix beam width for the glosses (1: greedy; SLRT: 5 at test); default: "
+                "the checkpoint's, else 5"})
+    gloss_cleanup: Optional[ChoiceEnum(["none"] + list(CLEANERS))] = field(default=None, metadata={
+        "help": "clean-up applied to both gloss sequences before WER (phoenix-2014t for published Phoenix WERs); "
+                "default: the checkpoint's, else none"})
 
 
 @register_task("sign2text", dataclass=Sign2TextConfig)
-class Sign2TextTask(SignInput, Gloss2TextTask):
+class Sign2TextTask(SignInput, SpokenTextTask):
     cfg: Sign2TextConfig
+    checkpoint_settings = dict(SignInput.checkpoint_settings, gloss_beam=5, gloss_cleanup="none")
 
     def __init__(self, cfg: Sign2TextConfig, gloss_dict, text_dict, spm_model):
-        for name in GLOSS2TEXT_ONLY:  # inherited from gloss2text's config; here they would do nothing or fail
-            if getattr(cfg, name) > 0:
-                raise ValueError(f"sign2text does not use --{name.replace('_', '-')} (task.{name}): it is "
-                                 "gloss2text's, for gloss and text pairs; leave it at 0")
         super().__init__(cfg, gloss_dict, text_dict, spm_model)
         self.ctc_dict = load_gloss_dictionary(cfg.data)  # the classifier's vocabulary, blank '<s>' = 0
-        self.feature_dim = self.feature_dim_of_store()
+        self.init_checkpoint_settings()
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         rows = read_manifest(manifest_path(self.cfg.data, split))
@@ -69,20 +65,24 @@ class Sign2TextTask(SignInput, Gloss2TextTask):
         if states:
             model.load_from_checkpoints(self, states)
         self.setup_validation_bleu(model)
+        if getattr(self, "_bleu_generator", None) is not None:
+            self._bleu_generator.recognise_glosses = False  # validation BLEU scores the text only
         return model
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
         from slt_plugins.decoding.sign2text_generator import Sign2TextGenerator
 
         gloss_beam = getattr(args, "gloss_beam", None) or self.cfg.gloss_beam
+        logger.info(f"glosses: CTC beam {gloss_beam}, clean-up {self.settings()['gloss_cleanup']}")
         extra = dict(extra_gen_cls_kwargs or {}, gloss_dict=self.ctc_dict, gloss_beam=gloss_beam)
         return super().build_generator(models, args, seq_gen_cls or Sign2TextGenerator, extra, **kwargs)
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         hypos = super().inference_step(generator, models, sample, prefix_tokens, constraints)
-        # fairseq-generate's generator, not validation BLEU's (nor --score-reference's scorer)
-        if generator is not getattr(self, "_bleu_generator", None) and hasattr(generator, "recognise"):
-            self.report_glosses(sample, generator.recognise())
+        # the glosses come with the hypotheses of fairseq-generate's generator (not with validation BLEU's, nor with
+        # --score-reference's scorer)
+        if hypos and all(nbest and "glosses" in nbest[0] for nbest in hypos):
+            self.report_glosses(sample, [nbest[0]["glosses"] for nbest in hypos])
         return hypos
 
     def report_glosses(self, sample, recognised):
