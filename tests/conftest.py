@@ -62,6 +62,24 @@ def tiny_demo_bin(root):
     return root / "bin"
 
 
+#: the learnable corpus's glosses: two times, two regions, three weathers and an intensity, each a distinct sign
+LEARNABLE_GLOSSES = ("HEUTE", "MORGEN", "NORD", "WEST", "REGEN", "WIND", "NEBEL", "STARK")
+
+
+def learnable_demo_bin(root, train=24, dev=6, test=6):
+    """A tiny demo corpus of 8 glosses (32×32 frames) that a tiny model learns in seconds, binarised into
+    ``root/bin``; returns that path. The learning tests measure a trained model against an untrained one on it."""
+    from tools.binarise import main as binarise_main
+    from tools.make_demo_data import main as make_demo_data
+
+    assert make_demo_data(["--out", str(root / "raw"), "--train", str(train), "--dev", str(dev), "--test", str(test),
+                           "--frame-size", "32", "32", "--workers", "1", "--glosses", *LEARNABLE_GLOSSES]) in (None, 0)
+    assert binarise_main(["phoenix-2014t", "--annotations", str(root / "raw" / "annotations"), "--frames",
+                          str(root / "raw" / "frames"), "--out", str(root / "bin"), "--frame-size", "0",
+                          "--workers", "1"]) == 0
+    return root / "bin"
+
+
 def free_port():
     """A TCP port nobody listens on, for a torch.distributed rendezvous."""
     with socket.socket() as s:

@@ -384,15 +384,16 @@ def _next_sentence(rng: np.random.Generator, preferred_time: str, seen: Set[Tupl
     return best
 
 
-def plan_corpus(seed: int, sizes: Dict[str, int]) -> List[Utterance]:
-    """Recordings of consecutive utterances, split by split (train first, so that it covers the vocabulary)."""
+def plan_corpus(seed: int, sizes: Dict[str, int], glosses: Sequence[str] = GLOSSES) -> List[Utterance]:
+    """Recordings of consecutive utterances, split by split (train first, so that it covers the vocabulary);
+    sentences use only ``glosses`` (a subset gives a corpus that a test's model learns in seconds)."""
     rng = np.random.default_rng([seed, 0])
     seen: Set[Tuple[str, ...]] = set()
     train_glosses: Set[str] = set()
     utterances: List[Utterance] = []
     recording = 0
     for split in SPLITS:
-        allowed = set(GLOSSES) if split == "train" else train_glosses
+        allowed = set(glosses) if split == "train" else train_glosses
         made = 0
         while made < sizes[split]:
             recording += 1
@@ -401,7 +402,7 @@ def plan_corpus(seed: int, sizes: Dict[str, int]) -> List[Utterance]:
             count = min(sizes[split] - made, int(rng.integers(UTTERANCES_PER_RECORDING[0],
                                                               UTTERANCES_PER_RECORDING[1] + 1)))
             for k in range(1, count + 1):
-                missing = set(GLOSSES) - train_glosses if split == "train" else set()
+                missing = set(glosses) - train_glosses if split == "train" else set()
                 sentence = _next_sentence(rng, preferred_time, seen, allowed, missing)
                 seen.add(sentence.glosses)
                 if split == "train":
@@ -449,12 +450,13 @@ def _is_replaceable(path: str) -> bool:
     return not os.listdir(path) or os.path.isfile(os.path.join(path, MARKER))
 
 
-def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int) -> Dict[str, int]:
+def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int,
+          glosses: Sequence[str] = GLOSSES) -> Dict[str, int]:
     """Write the corpus to ``out`` atomically; returns the frame count per split."""
     out = os.path.abspath(out)
     if os.path.lexists(out) and not (os.path.isdir(out) and _is_replaceable(out)):
         raise FileExistsError(f"{out} exists and is not a demo corpus (no {MARKER}); refusing to replace it")
-    utterances = plan_corpus(seed, sizes)
+    utterances = plan_corpus(seed, sizes, glosses)
     tmp = f"{out}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -467,7 +469,7 @@ def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, w
             lengths = [write_clip(job) for job in jobs]
         frames = {split: sum(n for u, n in zip(utterances, lengths) if u.split == split) for split in SPLITS}
         meta = {"generator": "slt-make-demo-data", "seed": seed, "frame_size": [height, width],
-                "samples": sizes, "frames": frames, "glosses": list(GLOSSES),
+                "samples": sizes, "frames": frames, "glosses": list(glosses),
                 "text_vocabulary": sorted({w for u in utterances for w in u.sentence.text.split()})}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False, indent=1)
@@ -510,6 +512,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--test", type=_count(0), default=40, help="test utterances")
     parser.add_argument("--frame-size", type=_count(16), nargs=2, default=[64, 64], metavar=("H", "W"),
                         help="frame height and width in pixels")
+    parser.add_argument("--glosses", nargs="+", choices=GLOSSES, default=list(GLOSSES), metavar="GLOSS",
+                        help="write sentences of these glosses only (a small vocabulary learnt in seconds, for tests)")
     parser.add_argument("--workers", type=_count(1), default=min(2, os.cpu_count() or 1),
                         help="processes that render and write frames (the output does not depend on it)")
     return parser.parse_args(argv)
@@ -520,11 +524,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     start = time.perf_counter()
     try:
-        frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers)
+        frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers, glosses=args.glosses)
     except (FileExistsError, ValueError) as e:
         sys.exit(f"slt-make-demo-data: error: {e}")
     counts = ", ".join(f"{split} {sizes[split]} ({frames[split]} frames)" for split in SPLITS)
-    print(f"wrote {os.path.abspath(args.out)}: {counts}; {len(GLOSSES)} glosses; "
+    print(f"wrote {os.path.abspath(args.out)}: {counts}; {len(args.glosses)} glosses; "
           f"{time.perf_counter() - start:.1f} s")
 
 
