@@ -66,7 +66,7 @@ def tiny_demo_bin(root):
 LEARNABLE_GLOSSES = ("HEUTE", "MORGEN", "NORD", "WEST", "REGEN", "WIND", "NEBEL", "STARK")
 
 
-def learnable_demo_bin(root, train=24, dev=6, test=6):
+def learnable_demo_bin(root, train=24, dev=6, test=12):
     """A tiny demo corpus of 8 glosses (32×32 frames) that a tiny model learns in seconds, binarised into
     ``root/bin``; returns that path. The learning tests measure a trained model against an untrained one on it."""
     from tools.binarise import main as binarise_main

@@ -43,14 +43,14 @@ def generate(data, checkpoint, *args, subset="test"):
 def gloss_wer(data, checkpoint, *args):
     """fairseq-generate's WER of a Sign2Gloss checkpoint on test (CTC beam 3)."""
     out = generate(data, checkpoint, "--task", "sign2gloss", "--beam", "3", "--scoring", "wer", *args)
-    assert len(re.findall(r"^D-\d+\t", out, flags=re.M)) == 6
+    assert len(re.findall(r"^D-\d+\t", out, flags=re.M)) == 12
     return float(re.search(r"^Generate test with beam=3: WER: ([\d.]+)$", out, flags=re.M).group(1))
 
 
 def translation_scores(data, checkpoint, *args):
     """(BLEU-4, gloss WER) of a Sign2Text checkpoint on test, from its translation_metrics line."""
     out = generate(data, checkpoint, "--task", "sign2text", "--beam", "2", "--scoring", "translation_metrics", *args)
-    assert len(re.findall(r"^H-\d+\t", out, flags=re.M)) == len(re.findall(r"^G-\d+\t", out, flags=re.M)) == 6
+    assert len(re.findall(r"^H-\d+\t", out, flags=re.M)) == len(re.findall(r"^G-\d+\t", out, flags=re.M)) == 12
     found = re.search(r"BLEU-4 ([\d.]+) \| ROUGE-L [\d.]+ \| WER ([\d.]+) \(del \d+, ins \d+, sub \d+; \d+ glosses\)",
                       out)
     return float(found.group(1)), float(found.group(2))
@@ -69,45 +69,61 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def s2g(data):
-    """A Sign2Gloss model trained on frames for 20 epochs (120 updates), validated every 10, and its untrained
-    twin."""
+    """A Sign2Gloss model trained on frames, validated every 10 epochs, and its untrained twin; test WER of both."""
     root = data.parent
-    log = train(data, root / "s2g", *S2G, "--lr", "3e-3", "--max-epoch", "20", "--validate-interval", "10",
+    log = train(data, root / "s2g", *S2G, "--lr", "5e-3", "--max-epoch", "30", "--validate-interval", "15",
                 "--best-checkpoint-metric", "wer")
-    return {"log": log, "trained": root / "s2g" / "checkpoint_last.pt",
-            "untrained": untrained(data, root / "s2g-untrained", *S2G)}
+    trained, initial = root / "s2g" / "checkpoint_last.pt", untrained(data, root / "s2g-untrained", *S2G)
+    return {"log": log, "trained": trained, "untrained": initial,
+            "trained_wer": gloss_wer(data, trained, "--crop-size", "32"),
+            "untrained_wer": gloss_wer(data, initial, "--crop-size", "32")}
 
 
 @pytest.fixture(scope="module")
 def g2t(data):
     """A Gloss2Text model trained on the corpus's glosses and text (the translator Sign2Text starts from)."""
     root = data.parent
-    log = train(data, root / "g2t", *G2T, "--lr", "5e-3", "--max-epoch", "30", "--disable-validation")
-    return {"log": log, "trained": root / "g2t" / "checkpoint_last.pt"}
+    train(data, root / "g2t", *G2T, "--lr", "5e-3", "--max-epoch", "30", "--disable-validation")
+    return root / "g2t" / "checkpoint_last.pt"
 
 
-def test_sign2gloss_learns_from_frames(data, s2g):
-    # validation decodes dev with its WER at epochs 10 and 20
-    dev = log_values(s2g["log"], "wer", split="valid")
-    assert len(dev) == 2 and dev[1] < dev[0], dev
-    untrained_wer, trained_wer = gloss_wer(data, s2g["untrained"], "--crop-size", "32"), \
-        gloss_wer(data, s2g["trained"], "--crop-size", "32")
-    # untrained: 100–130 % (a random CTC head emits a gloss or more per step); trained: about 50 %
-    assert untrained_wer >= 95 and trained_wer <= 75, (untrained_wer, trained_wer)
+def test_sign2gloss_learns_from_frames(s2g):
+    # validation decodes dev and logs its WER at epochs 15 and 30 (the learning is measured on test below)
+    assert len(log_values(s2g["log"], "wer", split="valid")) == 2 and "best_wer" in s2g["log"]
+    assert_learnt_to_recognise(s2g["untrained_wer"], s2g["trained_wer"])
 
 
-def joint(s2g_checkpoint, g2t_checkpoint):
-    return ["--task", "sign2text", "--arch", "joint", "--sign2gloss-checkpoint", s2g_checkpoint,
-            "--gloss2text-checkpoint", g2t_checkpoint, "--criterion", "combined", "--label-smoothing", "0.1"]
+def assert_learnt_to_recognise(untrained_wer, trained_wer):
+    # untrained: about 85 % on test (a random CTC head repeats one or two glosses); trained: about 56 %
+    assert trained_wer <= 70 and trained_wer <= untrained_wer - 15, (untrained_wer, trained_wer)
 
 
-def test_sign2text_learns_from_frames(data, s2g, g2t, tmp_path):
-    """The joint model starts from an untrained Sign2Gloss model and the trained Gloss2Text one: it must learn to
-    recognise (gloss WER) and, through the mapper, to translate (BLEU). Validation decodes dev each 10 epochs, and
-    fairseq's --tensorboard-logdir carries the plugin's curves."""
-    model = joint(s2g["untrained"], g2t["trained"])
-    log = train(data, tmp_path / "s2t", *model, "--crop-size", "32", "--lr", "2e-3", "--max-epoch", "20",
-                "--validate-interval", "10", "--eval-bleu", "--best-checkpoint-metric", "bleu",
+def joint(s2g, g2t):
+    """Sign2Text as the recipes start it: from the trained Sign2Gloss and Gloss2Text checkpoints."""
+    return ["--task", "sign2text", "--arch", "joint", "--sign2gloss-checkpoint", s2g["trained"],
+            "--gloss2text-checkpoint", g2t, "--criterion", "combined", "--label-smoothing", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def s2t_untrained(data, s2g, g2t):
+    """(BLEU-4, gloss WER) on test of the joint model on frames as it starts: the mapper between the two stages is
+    random, so the translator speaks from its language model alone, and it recognises as the Sign2Gloss model."""
+    checkpoint = untrained(data, data.parent / "s2t-untrained", *joint(s2g, g2t), "--crop-size", "32")
+    return translation_scores(data, checkpoint, "--crop-size", "32")
+
+
+def assert_learnt_to_translate(before, after, s2g):
+    # as it starts: BLEU-4 12–17, what the translator's language model gets on this templated text with a random
+    # mapper; trained: about 14 points more (26–33). The gloss WER (about 59 % as it starts, 61–67 % trained) stays
+    # far below the untrained recogniser's 85 %.
+    assert after[0] >= before[0] + 7, (before, after)
+    assert after[1] <= 75 and after[1] <= s2g["untrained_wer"] - 10, (after, s2g["untrained_wer"])
+
+
+def test_sign2text_learns_from_frames(data, s2g, g2t, s2t_untrained, tmp_path):
+    """Validation decodes dev every 5 epochs, and fairseq's --tensorboard-logdir carries the plugin's curves."""
+    log = train(data, tmp_path / "s2t", *joint(s2g, g2t), "--crop-size", "32", "--lr", "1e-3", "--max-epoch", "10",
+                "--validate-interval", "5", "--eval-bleu", "--best-checkpoint-metric", "bleu",
                 "--maximize-best-checkpoint-metric", "--tensorboard-logdir", tmp_path / "tb")
     valid = re.findall(r"valid on 'dev' subset \|.*", log)
     assert len(valid) == 2 and all(re.search(r"translation_loss [\d.]+ \| ctc_loss [\d.]+ .*\| wer [\d.]+ "
@@ -115,12 +131,8 @@ def test_sign2text_learns_from_frames(data, s2g, g2t, tmp_path):
     dev = tensorboard_scalars(tmp_path / "tb" / "dev")
     assert {"wer", "bleu", "ctc_loss", "translation_loss", "loss"} <= set(dev) and len(dev["bleu"]) == 2
     assert {"ctc_loss", "translation_loss", "loss", "lr"} <= set(tensorboard_scalars(tmp_path / "tb" / "train"))
-    before = translation_scores(data, untrained(data, tmp_path / "untrained", *model, "--crop-size", "32"),
-                                "--crop-size", "32")
     after = translation_scores(data, tmp_path / "s2t" / "checkpoint_last.pt", "--crop-size", "32")
-    # untrained: BLEU-4 about 0 (the mapper is random), WER 100–130 %; trained: see the thresholds
-    assert before[0] <= 5 and before[1] >= 95, before
-    assert after[0] >= before[0] + 10 and after[1] <= 80, (before, after)
+    assert_learnt_to_translate(s2t_untrained, after, s2g)
 
 
 def dataset_view(data, target):
@@ -134,25 +146,21 @@ def dataset_view(data, target):
 
 def test_sign2text_learns_from_extracted_features_with_the_demo_config(data, s2g, g2t, tmp_path):
     """slt-extract-features with the trained Sign2Gloss backbone, then configs/demo/s2t.yaml (a learning rate per
-    part) through fairseq-hydra-train; the visual head starts untrained, so that the gloss WER has to be learnt."""
+    part) through fairseq-hydra-train."""
     view = dataset_view(data, tmp_path / "data")
     run_script("slt-extract-features", "--checkpoint", s2g["trained"], "--data", view, "--num-workers", "0",
                "--quiet")
     out = run_script("fairseq-hydra-train", "--config-dir", "configs/demo", "--config-name", "s2t",
-                     f"task.data={view}", f"model.sign2gloss_checkpoint={s2g['untrained']}",
-                     f"model.gloss2text_checkpoint={g2t['trained']}", f"checkpoint.save_dir={tmp_path / 's2t'}",
-                     "optimization.max_epoch=15", "optimization.max_update=90", "dataset.batch_size=4",
+                     f"task.data={view}", f"model.sign2gloss_checkpoint={s2g['trained']}",
+                     f"model.gloss2text_checkpoint={g2t}", f"checkpoint.save_dir={tmp_path / 's2t'}",
+                     "optimization.max_epoch=10", "optimization.max_update=60", "dataset.batch_size=4",
                      "dataset.validate_interval=100")
     log = out.stdout + out.stderr
     assert re.search(r"Group : translator:.*'lr': \[0\.0003\]", log) and re.search(r"Group : visual:.*0\.001", log)
     features = ["--input", "features", "--features", "cnn_tconv"]
-    before = translation_scores(view, untrained(view, tmp_path / "untrained", *joint(s2g["untrained"],
-                                                                                      g2t["trained"]), *features),
-                                *features)
+    before = translation_scores(view, untrained(view, tmp_path / "untrained", *joint(s2g, g2t), *features), *features)
     after = translation_scores(view, tmp_path / "s2t" / "checkpoint_last.pt", *features)
-    # untrained: BLEU-4 about 0, WER 100–130 %; trained: see the thresholds
-    assert before[0] <= 5 and before[1] >= 95, before
-    assert after[0] >= before[0] + 10 and after[1] <= 80, (before, after)
+    assert_learnt_to_translate(before, after, s2g)
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +177,13 @@ def teachers(data):
 def test_recognition_student_learns_with_both_teachers_terms(data, teachers, tmp_path):
     student = ["--task", "sign2gloss", "--text-inputs", *STUDENT, "--criterion", "recognition_distillation",
                "--fusion-teacher", teachers["dialogue"], "--text-teacher", teachers["text"]]
-    log = train(data, tmp_path / "student", *student, "--distill-start-epoch", "2", "--lr", "3e-3", "--max-epoch",
-                "20", "--disable-validation")
+    log = train(data, tmp_path / "student", *student, "--distill-start-epoch", "2", "--lr", "5e-3", "--max-epoch",
+                "30", "--disable-validation")
     epochs = re.findall(r"\| train \| epoch (\d+) \|(.*)", log)
-    assert len(epochs) == 20 and "_kl" not in epochs[0][1]  # epoch 1: the student alone
+    assert len(epochs) == 30 and "_kl" not in epochs[0][1]  # epoch 1: the student alone
     for term in ("fusion_kl", "fusion_feature", "text_kl", "text_feature"):
         values = log_values(log, term)
-        assert len(values) == 19 and min(values) > 0, (term, values)
+        assert len(values) == 29 and min(values) > 0, (term, values)
     saved = torch.load(tmp_path / "student" / "checkpoint_last.pt", weights_only=True)
     assert saved["criterion"] is None and all(k.startswith("encoder.") for k in saved["model"])
     teacher = torch.load(teachers["dialogue"], weights_only=True)["model"]
@@ -186,21 +194,20 @@ def test_recognition_student_learns_with_both_teachers_terms(data, teachers, tmp
     assert untrained_wer >= 95 and trained_wer <= 80, (untrained_wer, trained_wer)
 
 
-def test_translation_student_learns_with_the_gloss2text_teachers_terms(data, s2g, g2t, tmp_path):
-    student = [*joint(s2g["untrained"], g2t["trained"]), "--criterion", "translation_distillation",
-               "--gloss2text-teacher", g2t["trained"], "--crop-size", "32"]
-    log = train(data, tmp_path / "s2t", *student, "--distill-start-epoch", "2", "--lr", "2e-3", "--max-epoch", "20",
+def test_translation_student_learns_with_the_gloss2text_teachers_terms(data, s2g, g2t, s2t_untrained, tmp_path):
+    """The Sign2Text student on frames (its untrained twin is the joint model's), the Gloss2Text model as its frozen
+    teacher from epoch 2."""
+    student = [*joint(s2g, g2t), "--criterion", "translation_distillation", "--gloss2text-teacher", g2t,
+               "--crop-size", "32"]
+    log = train(data, tmp_path / "s2t", *student, "--distill-start-epoch", "2", "--lr", "1e-3", "--max-epoch", "10",
                 "--disable-validation")
     epochs = re.findall(r"\| train \| epoch (\d+) \|(.*)", log)
-    assert len(epochs) == 20 and "kd_kl" not in epochs[0][1]  # epoch 1: the student alone
+    assert len(epochs) == 10 and "kd_kl" not in epochs[0][1]  # epoch 1: the student alone
     for term in ("kd_kl", "kd_feature"):
         values = log_values(log, term)
-        assert len(values) == 19 and min(values) > 0, (term, values)
-    before = translation_scores(data, untrained(data, tmp_path / "untrained", *student), "--crop-size", "32")
+        assert len(values) == 9 and min(values) > 0, (term, values)
     after = translation_scores(data, tmp_path / "s2t" / "checkpoint_last.pt", "--crop-size", "32")
-    # untrained: BLEU-4 about 0, WER 100–130 %; trained: see the thresholds
-    assert before[0] <= 5 and before[1] >= 95, before
-    assert after[0] >= before[0] + 10 and after[1] <= 80, (before, after)
+    assert_learnt_to_translate(s2t_untrained, after, s2g)
 
 
 def test_gloss2text_fine_tunes_a_pruned_mbart(pruned, tmp_path):
@@ -247,15 +254,15 @@ def test_two_ranks_learn_and_hold_equal_weights(data, s2g, tmp_path):
     are saved beside fairseq's checkpoint (fairseq saves rank 0's only) to compare them."""
     save, port = tmp_path / "ckpt", free_port()
     procs = [subprocess.Popen(
-        [sys.executable, "-c", SAVE_EACH_RANKS_WEIGHTS, str(data), *COMMON, *S2G, "--lr", "3e-3", "--max-epoch", "20",
-         "--disable-validation", "--save-dir", str(save), "--cpu", "--distributed-backend", "gloo",
+        [sys.executable, "-c", SAVE_EACH_RANKS_WEIGHTS, str(data), *COMMON, *S2G, "--lr", "5e-3", "--max-epoch", "30",
+         "--batch-size", "2", "--disable-validation", "--save-dir", str(save), "--cpu", "--distributed-backend", "gloo",
          "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-world-size", "2",
          "--distributed-rank", str(rank), "--distributed-no-spawn"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
-    assert "distributed init (rank 1)" in logs[1] and "num_updates 60" in logs[0]  # 24 clips / (2 × 4) per update
+    assert "distributed init (rank 1)" in logs[1] and "num_updates 180" in logs[0]  # 24 clips / (2 × 2) per update
     ranks = [torch.load(save / f"weights-rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     # DDP keeps the parameters equal; BatchNorm's running statistics are each rank's own (its last batches)
     parameters = [k for k in ranks[0] if not re.search(r"running_(mean|var)$|num_batches_tracked$", k)]
@@ -263,10 +270,8 @@ def test_two_ranks_learn_and_hold_equal_weights(data, s2g, tmp_path):
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in parameters)
     initial = torch.load(s2g["untrained"], weights_only=True)["model"]
     assert initial.keys() == ranks[0].keys() and any(not torch.equal(initial[k], ranks[0][k]) for k in parameters)
-    # untrained: the Sign2Gloss test's figure (the same initialisation); trained on two ranks: well below it
-    untrained_wer = gloss_wer(data, s2g["untrained"], "--crop-size", "32")
-    trained_wer = gloss_wer(data, save / "checkpoint_last.pt", "--crop-size", "32")
-    assert untrained_wer >= 95 and trained_wer <= 80, (untrained_wer, trained_wer)
+    # untrained: the Sign2Gloss fixture's figure (the same initialisation)
+    assert_learnt_to_recognise(s2g["untrained_wer"], gloss_wer(data, save / "checkpoint_last.pt", "--crop-size", "32"))
 
 
 #: fairseq-train, with each rank's weights written to SAVE_DIR/weights-rank<r>.pt whenever a checkpoint is saved
