@@ -69,12 +69,22 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def s2g(data):
-    """A Sign2Gloss model trained on frames, validated every 10 epochs, and its untrained twin; test WER of both."""
-    root = data.parent
-    log = train(data, root / "s2g", *S2G, "--lr", "5e-3", "--max-epoch", "30", "--validate-interval", "15",
-                "--best-checkpoint-metric", "wer")
-    trained, initial = root / "s2g" / "checkpoint_last.pt", untrained(data, root / "s2g-untrained", *S2G)
-    return {"log": log, "trained": trained, "untrained": initial,
+    """A Sign2Gloss model trained on frames on two ranks (fairseq's distributed trainer with gloo: each rank a
+    process on one CPU machine; 2 clips per rank and update, so an update sees 4 clips as on one process),
+    validated every 15 epochs; its untrained twin; the test WER of both. Each rank's weights are saved beside
+    fairseq's checkpoint (fairseq saves rank 0's only), to compare them."""
+    save, port = data.parent / "s2g", free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "-c", SAVE_EACH_RANKS_WEIGHTS, str(data), *COMMON, *S2G, "--lr", "5e-3", "--max-epoch", "30",
+         "--batch-size", "2", "--validate-interval", "15", "--best-checkpoint-metric", "wer", "--save-dir", str(save),
+         "--cpu", "--distributed-backend", "gloo", "--distributed-init-method", f"tcp://127.0.0.1:{port}",
+         "--distributed-world-size", "2", "--distributed-rank", str(rank), "--distributed-no-spawn"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
+    logs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    trained, initial = save / "checkpoint_last.pt", untrained(data, data.parent / "s2g-untrained", *S2G)
+    return {"logs": logs, "save": save, "trained": trained, "untrained": initial,
             "trained_wer": gloss_wer(data, trained, "--crop-size", "32"),
             "untrained_wer": gloss_wer(data, initial, "--crop-size", "32")}
 
@@ -89,7 +99,7 @@ def g2t(data):
 
 def test_sign2gloss_learns_from_frames(s2g):
     # validation decodes dev and logs its WER at epochs 15 and 30 (the learning is measured on test below)
-    assert len(log_values(s2g["log"], "wer", split="valid")) == 2 and "best_wer" in s2g["log"]
+    assert len(log_values(s2g["logs"][0], "wer", split="valid")) == 2 and "best_wer" in s2g["logs"][0]
     assert_learnt_to_recognise(s2g["untrained_wer"], s2g["trained_wer"])
 
 
@@ -190,8 +200,8 @@ def test_recognition_student_learns_with_both_teachers_terms(data, teachers, tmp
     assert len(saved["model"]) < len(teacher)  # the teachers' tensors stay out of the student's checkpoint
     untrained_wer = gloss_wer(data, untrained(data, tmp_path / "untrained", *student), "--crop-size", "32")
     trained_wer = gloss_wer(data, tmp_path / "student" / "checkpoint_last.pt", "--crop-size", "32")
-    # untrained: 100–130 %; the student, VAC's Dist at its published weight 25: see the threshold
-    assert untrained_wer >= 95 and trained_wer <= 80, (untrained_wer, trained_wer)
+    # untrained: about 115 % (the BiLSTM student inserts); trained, VAC's Dist at its published weight 25: about 69 %
+    assert trained_wer <= 85 and trained_wer <= untrained_wer - 20, (untrained_wer, trained_wer)
 
 
 def test_translation_student_learns_with_the_gloss2text_teachers_terms(data, s2g, g2t, s2t_untrained, tmp_path):
@@ -249,29 +259,19 @@ def tensorboard_scalars(folder):
                     scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
     return scalars
 
-def test_two_ranks_learn_and_hold_equal_weights(data, s2g, tmp_path):
-    """fairseq's distributed trainer with gloo: two ranks, each a process, on one CPU machine. Each rank's weights
-    are saved beside fairseq's checkpoint (fairseq saves rank 0's only) to compare them."""
-    save, port = tmp_path / "ckpt", free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", SAVE_EACH_RANKS_WEIGHTS, str(data), *COMMON, *S2G, "--lr", "5e-3", "--max-epoch", "30",
-         "--batch-size", "2", "--disable-validation", "--save-dir", str(save), "--cpu", "--distributed-backend", "gloo",
-         "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-world-size", "2",
-         "--distributed-rank", str(rank), "--distributed-no-spawn"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
-    logs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+def test_two_ranks_hold_equal_weights(s2g):
+    """The Sign2Gloss fixture's two ranks (whose learning the test above measures) end with the same weights."""
+    logs = s2g["logs"]
     assert "distributed init (rank 1)" in logs[1] and "num_updates 180" in logs[0]  # 24 clips / (2 × 2) per update
-    ranks = [torch.load(save / f"weights-rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    ranks = [torch.load(s2g["save"] / f"weights-rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     # DDP keeps the parameters equal; BatchNorm's running statistics are each rank's own (its last batches)
     parameters = [k for k in ranks[0] if not re.search(r"running_(mean|var)$|num_batches_tracked$", k)]
     assert len(parameters) > 10 and ranks[0].keys() == ranks[1].keys()
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in parameters)
     initial = torch.load(s2g["untrained"], weights_only=True)["model"]
     assert initial.keys() == ranks[0].keys() and any(not torch.equal(initial[k], ranks[0][k]) for k in parameters)
-    # untrained: the Sign2Gloss fixture's figure (the same initialisation)
-    assert_learnt_to_recognise(s2g["untrained_wer"], gloss_wer(data, save / "checkpoint_last.pt", "--crop-size", "32"))
+    saved = torch.load(s2g["trained"], weights_only=True)["model"]
+    assert all(torch.equal(saved[k], ranks[0][k]) for k in parameters)  # what fairseq saved is rank 0's
 
 
 #: fairseq-train, with each rank's weights written to SAVE_DIR/weights-rank<r>.pt whenever a checkpoint is saved
@@ -286,7 +286,10 @@ def save_with_each_ranks_weights(cfg, trainer, *args, **kwargs):
     os.makedirs(cfg.save_dir, exist_ok=True)
     state = {k.removeprefix("module."): v for k, v in trainer.model.state_dict().items()}
     torch.save(state, os.path.join(cfg.save_dir, f"weights-rank{trainer.data_parallel_rank}.pt"))
-    return save_checkpoint(cfg, trainer, *args, **kwargs)
+    path = save_checkpoint(cfg, trainer, *args, **kwargs)
+    if hasattr(save_checkpoint, "best"):  # fairseq reads the best metric from the function it calls
+        save_with_each_ranks_weights.best = save_checkpoint.best
+    return path
 
 checkpoint_utils.save_checkpoint = save_with_each_ranks_weights
 sys.argv[0] = "fairseq-train"
