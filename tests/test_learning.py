@@ -277,9 +277,9 @@ def test_two_ranks_hold_equal_weights(s2g):
 
 #: fairseq-train, with each rank's weights written to SAVE_DIR/weights-rank<r>.pt whenever a checkpoint is saved
 SAVE_EACH_RANKS_WEIGHTS = """
+from fairseq_cli import train  # first, as in the fairseq-train script: it sets up logging before fairseq is imported
 import os, sys, torch
 from fairseq import checkpoint_utils
-from fairseq_cli import train
 
 save_checkpoint = checkpoint_utils.save_checkpoint
 
