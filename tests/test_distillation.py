@@ -1,5 +1,6 @@
 """Multimodal knowledge distillation: the loss terms on hand-made tensors, VAC's criterion, the teachers' inputs,
-and teacher → student runs with fairseq-train (the schedule switching at its epoch) and fairseq-generate."""
+the teachers' own training, and the recipes at tiny size. That students learn from their teachers (the terms
+switching on at their epoch) is tested in test_learning.py."""
 
 import math
 import re
@@ -146,48 +147,6 @@ def test_teachers_train_with_their_own_losses_and_decode(teachers):
                          "--crop-size", "32", "--text-inputs", *extra, "--path", model, "--gen-subset", "test",
                          "--beam", "2", "--batch-size", "2", "--num-workers", "0", "--scoring", "wer").stdout
         assert len(re.findall(r"^H-\d+\t", gen, flags=re.M)) == 5 and re.search(r"WER: [\d.]+", gen)
-
-
-def test_student_learns_from_frozen_teachers_from_the_configured_epoch(teachers, tmp_path):
-    log = run_script("fairseq-train", teachers["data"], *COMMON, "--task", "sign2gloss", "--text-inputs", *STUDENT,
-                     "--criterion", "recognition_distillation", "--fusion-teacher", teachers["dialogue"],
-                     "--text-teacher", teachers["text"], "--distill-start-epoch", "2", "--lr", "2e-3",
-                     "--max-epoch", "3", "--save-dir", tmp_path / "student").stdout
-    train = re.findall(r"\| train \| epoch (\d+) \|(.*)", log)
-    terms = ("fusion_kl", "fusion_feature", "text_kl", "text_feature")
-    assert [epoch for epoch, _ in train] == ["001", "002", "003"]
-    assert not any(t in train[0][1] for t in terms)  # epoch 1: the student alone
-    assert all(re.search(rf"{t} [\d.]+", line) for _, line in train[1:] for t in terms)
-    student = torch.load(tmp_path / "student" / "checkpoint_last.pt", weights_only=True)
-    assert student["criterion"] is None and all(k.startswith("encoder.") for k in student["model"])
-    teacher = torch.load(teachers["dialogue"], weights_only=True)["model"]
-    assert len(student["model"]) < len(teacher)  # the teachers' tensors stay out of the student's checkpoint
-    gen = run_script("fairseq-generate", teachers["data"], "--user-dir", "slt_plugins", "--task", "sign2gloss",
-                     "--crop-size", "32", "--path", tmp_path / "student" / "checkpoint_last.pt", "--gen-subset",
-                     "test", "--beam", "2", "--num-workers", "0", "--scoring", "wer").stdout
-    assert len(re.findall(r"^H-\d+\t", gen, flags=re.M)) == 5
-
-
-def test_translation_student_learns_from_a_frozen_gloss2text_teacher(teachers, tmp_path):
-    data = teachers["data"]
-    run_script("fairseq-train", data, *COMMON, "--task", "sign2gloss", *STUDENT, "--criterion", "vac_ctc", "--lr",
-               "2e-3", "--max-update", "3", "--save-dir", tmp_path / "s2g")
-    run_script("fairseq-train", data, *COMMON[:-2], "--task", "gloss2text", "--arch", "mbart_translator_tiny",
-               "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-update", "3", "--save-dir",
-               tmp_path / "g2t")
-    g2t = tmp_path / "g2t" / "checkpoint_last.pt"
-    log = run_script("fairseq-train", data, *COMMON, "--task", "sign2text", "--arch", "joint",
-                     "--sign2gloss-checkpoint", tmp_path / "s2g" / "checkpoint_last.pt", "--gloss2text-checkpoint",
-                     g2t, "--criterion", "translation_distillation", "--gloss2text-teacher", g2t, "--label-smoothing",
-                     "0.1", "--distill-start-epoch", "2", "--lr", "1e-3", "--max-epoch", "2",
-                     "--save-dir", tmp_path / "s2t").stdout
-    train = re.findall(r"\| train \| epoch (\d+) \|(.*)", log)
-    assert "kd_kl" not in train[0][1] and re.search(r"translation_loss [\d.]+ .*kd_kl [\d.]+ \| kd_feature [\d.]+",
-                                                    train[1][1])
-    gen = run_script("fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "sign2text", "--crop-size",
-                     "32", "--path", tmp_path / "s2t" / "checkpoint_last.pt", "--gen-subset", "test", "--beam", "2",
-                     "--num-workers", "0", "--scoring", "translation_metrics").stdout
-    assert re.search(r"BLEU-4 [\d.]+ \| ROUGE-L [\d.]+ \| WER", gen)
 
 
 def test_wrong_teachers_and_missing_text_inputs_are_one_line_errors(teachers, tmp_path):

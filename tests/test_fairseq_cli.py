@@ -25,10 +25,6 @@ def write_toy_corpus(path, n_train=64, n_dev=11, seed=0):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_fairseq_train_help_works_with_the_plugin():
-    assert "--user-dir" in run_script("fairseq-train", "--user-dir", "slt_plugins", "--help").stdout
-
-
 def test_a_misspelt_name_lists_the_plugins_tasks_and_archs():
     """fairseq's own choice check sees what the plugin registered (`--help` stops before tasks add options)."""
     err = run_script("fairseq-train", "/nowhere", "--user-dir", "slt_plugins", "--task", "gloss2txt",

@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 
 import pytest
+import sacrebleu
 
 from conftest import REPO, load_bench, run_script
 from test_fairseq_cli import write_toy_corpus
@@ -53,7 +56,24 @@ def test_two_variants_two_seeds_end_to_end_and_a_second_run_reads_results_back(t
     summary = json.loads((work / "results.json").read_text())["summary"]
     assert [(r["variant"], r["checkpoint"], r["seeds"]) for r in summary] == [
         ("base", "best", [1, 2]), ("base", "avg5", [1, 2]), ("drop", "best", [1, 2]), ("drop", "avg5", [1, 2])]
-    assert all(0 <= b <= 100 for r in summary for b in r["bleu4"]) and summary[0]["difference"] == 0
+    # each run's figure is sacrebleu's BLEU of its own decode, and the table is made of those figures
+    runs = json.loads((work / "results.json").read_text())["runs"]
+    for run in runs:
+        for which in ("best", "avg5"):
+            gen = (work / run["variant"] / f"seed{run['seed']}" / f"dev.{which}.gen").read_text()
+            refs = dict(re.findall(r"^T-(\d+)\t(.*)$", gen, flags=re.M))
+            hyps = {}
+            for i, text in re.findall(r"^D-(\d+)\t\S+\t(.*)$", gen, flags=re.M):
+                hyps.setdefault(i, text)
+            assert len(refs) == 5 and hyps.keys() == refs.keys()
+            order = sorted(refs, key=int)
+            bleu = sacrebleu.corpus_bleu([hyps[i] for i in order], [[refs[i] for i in order]], tokenize="13a")
+            assert run[which]["bleu4"] == pytest.approx(bleu.score, abs=0.01)
+    means = {(v, c): statistics.mean(r[c]["bleu4"] for r in runs if r["variant"] == v)
+             for v in ("base", "drop") for c in ("best", "avg5")}
+    for row in summary:
+        assert row["mean"] == pytest.approx(means[row["variant"], row["checkpoint"]])
+        assert row["difference"] == pytest.approx(row["mean"] - means["base", row["checkpoint"]])
     assert "'dropout': 0.1," in (work / "drop" / "seed2" / "train.log").read_text()  # the variant's override
     assert "'dropout': 0.1," not in (work / "base" / "seed2" / "train.log").read_text()
     assert "baseline: 'base'" in first.stdout and "drop" in first.stdout

@@ -114,6 +114,16 @@ def test_train_covers_the_vocabulary_and_splits_differ_by_sentence(corpus):
     assert len(set(everything)) == len(everything)
 
 
+def test_a_gloss_subset_gives_sentences_of_those_glosses_only_and_covers_them_in_train():
+    """--glosses: the small vocabulary of the learning tests' corpus (conftest.LEARNABLE_GLOSSES)."""
+    subset = ("HEUTE", "MORGEN", "NORD", "WEST", "REGEN", "WIND", "NEBEL", "STARK")
+    utterances = demo.plan_corpus(1, {"train": 24, "dev": 6, "test": 6}, subset)
+    assert all(set(u.sentence.glosses) <= set(subset) for u in utterances)
+    assert {g for u in utterances if u.split == "train" for g in u.sentence.glosses} == set(subset)
+    assert len({u.sentence.glosses for u in utterances}) == 36
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--out", "x", "--glosses", "REGEN", "HAGEL"])  # not a gloss of the generator
+
 def test_vocabularies_are_modest():
     assert 20 <= len(demo.GLOSSES) <= 30 and set(demo.GLOSSES) == set(demo.SIGNS)
     utterances = demo.plan_corpus(0, {"train": 400, "dev": 50, "test": 50})

@@ -1,4 +1,5 @@
-"""slt-prune-mbart on a tiny mBART-shaped release, and gloss2text trained from the pruned checkpoint."""
+"""slt-prune-mbart on a tiny mBART-shaped release, and the paper's Gloss2Text config on the pruned checkpoint
+(fine-tuning it to a BLEU an untrained model does not reach is tested in test_learning.py)."""
 
 import re
 from argparse import Namespace
@@ -109,22 +110,6 @@ def test_wrong_language_list_is_a_clear_error(pruned, capsys):
     assert code == 2 and "model.pt is missing" in capsys.readouterr().err
 
 
-def test_gloss2text_trains_from_the_pruned_mbart_and_decodes(pruned):
-    save = pruned.tmp / "ckpt"
-    common = ["--user-dir", "slt_plugins", "--task", "gloss2text", "--vocab", pruned.out]
-    train = run_script(
-        "fairseq-train", pruned.data, *common, "--arch", "mbart_translator_tiny", "--pretrained-mbart",
-        pruned.out / "model.pt", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--optimizer", "adam", "--lr", "3e-3", "--batch-size", "16", "--max-epoch", "4", "--valid-subset", "dev",
-        "--save-dir", save, "--no-progress-bar", "--num-workers", "0", "--seed", "1", "--no-epoch-checkpoints")
-    assert "initialised from" in train.stdout + train.stderr
-    gen = run_script("fairseq-generate", pruned.data, *common, "--path", save / "checkpoint_best.pt",
-                     "--gen-subset", "dev", "--beam", "3", "--num-workers", "0", "--scoring", "sacrebleu").stdout
-    assert len(re.findall(r"^D-\d+\t", gen, flags=re.M)) == 11
-    assert not re.search(r"\[de_DE\]|\[de_DGS\]|</s>", "\n".join(re.findall(r"^D-\d+\t\S+\t(.*)$", gen, re.M)))
-    assert re.search(r"BLEU = [\d.]+", gen)
-
-
 def test_a_checkpoint_of_another_vocabulary_is_refused_by_name(pruned):
     err = run_script(
         "fairseq-train", pruned.data, "--user-dir", "slt_plugins", "--task", "gloss2text", "--arch",
@@ -144,7 +129,7 @@ def test_paper_config_fine_tunes_the_pruned_mbart(pruned):
     save = pruned.tmp / "paper"
     train = run_script("fairseq-hydra-train", "--config-dir", "configs/phoenix-2014t", "--config-name", "g2t",
                        f"task.data={data}", f"checkpoint.save_dir={save}", "model._name=mbart_translator_tiny",
-                       "optimization.max_epoch=2", "optimization.max_update=20", "optimization.lr=[0.001]")
+                       "optimization.max_epoch=1", "optimization.lr=[0.001]")
     log = (save / "hydra_train.log").read_text()
     assert "initialised from" in log and re.search(r"valid on 'dev' subset .*\| bleu [\d.]+", log), train.stdout[-2000:]
     assert (save / "checkpoint_best.pt").is_file()

@@ -1,6 +1,6 @@
 """Sign2Text: slt-extract-features (equal to the backbone, resumable, two processes), the joint model loaded from a
-Sign2Gloss and a Gloss2Text checkpoint, the combined criterion, and joint fairseq-train → fairseq-generate runs
-on frames and on extracted features."""
+Sign2Gloss and a Gloss2Text checkpoint, the combined criterion, the published recipes at tiny size, and bundles.
+Learning from frames and from extracted features is tested in test_learning.py."""
 
 import hashlib
 import json
@@ -203,68 +203,6 @@ def test_two_processes_split_the_clips_and_write_one_store(trained, tmp_path):
     assert index["count"] == 21
 
 
-def tensorboard_scalars(folder):
-    """tag → [(step, value)] from the TensorBoard event files in ``folder`` (TFRecord framing, tensorboardX's
-    protos)."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    scalars = {}
-    for name in os.listdir(folder):
-        with open(os.path.join(folder, name), "rb") as f:
-            while len(header := f.read(12)) == 12:
-                event = event_pb2.Event()
-                event.ParseFromString(f.read(struct.unpack("<Q", header[:8])[0]))
-                f.read(4)  # the record's checksum
-                for value in event.summary.value:
-                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return scalars
-
-
-def test_joint_train_on_frames_then_generate_text_glosses_and_scores(trained, tmp_path):
-    work = tmp_path / "ckpts"
-    work.mkdir()
-    s2g, g2t = shutil.copy(trained["s2g"], work / "s2g.pt"), shutil.copy(trained["g2t"], work / "g2t.pt")
-    train = run_script("fairseq-train", trained["data"], *COMMON, "--task", "sign2text", "--crop-size", "32",
-                       "--arch", "joint", "--sign2gloss-checkpoint", s2g, "--gloss2text-checkpoint", g2t,
-                       "--criterion", "combined", "--label-smoothing", "0.1", "--lr", "1e-3", "--max-epoch", "2",
-                       "--eval-bleu", "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric",
-                       "--save-dir", tmp_path / "s2t", "--tensorboard-logdir", tmp_path / "tb").stdout
-    valid = re.findall(r"valid on 'dev' subset \|.*", train)
-    assert len(valid) == 2 and all(re.search(r"translation_loss [\d.]+ \| ctc_loss [\d.]+ .*\| wer [\d.]+ "
-                                             r"\| bleu [\d.]+", v) for v in valid), valid
-    # fairseq's --tensorboard-logdir carries the plugin's curves: one point per epoch for dev WER and BLEU
-    dev = tensorboard_scalars(tmp_path / "tb" / "dev")
-    assert {"wer", "bleu", "ctc_loss", "translation_loss", "loss"} <= set(dev) and len(dev["bleu"]) == 2
-    assert {"ctc_loss", "translation_loss", "loss", "lr"} <= set(tensorboard_scalars(tmp_path / "tb" / "train"))
-    os.remove(s2g), os.remove(g2t)  # the joint checkpoint holds what it needs
-    gen = run_script("fairseq-generate", trained["data"], "--user-dir", "slt_plugins", "--task", "sign2text",
-                     "--crop-size", "32", "--path", tmp_path / "s2t" / "checkpoint_best.pt", "--gen-subset", "test",
-                     "--beam", "2", "--batch-size", "2", "--num-workers", "0",
-                     "--scoring", "translation_metrics").stdout
-    assert sorted(int(i) for i in re.findall(r"^H-(\d+)\t", gen, flags=re.M)) == list(range(5))
-    assert sorted(int(i) for i in re.findall(r"^G-(\d+)\t", gen, flags=re.M)) == list(range(5))
-    assert re.search(r"BLEU-4 [\d.]+ \| ROUGE-L [\d.]+ \| WER [\d.]+ \(del \d+, ins \d+, sub \d+; \d+ glosses\)", gen)
-
-
-def test_demo_config_trains_on_extracted_features_with_a_learning_rate_per_part(trained, tmp_path):
-    data = dataset_view(trained["data"], tmp_path / "data")
-    run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--num-workers", "0",
-               "--quiet")
-    out = run_script("fairseq-hydra-train", "--config-dir", "configs/demo", "--config-name", "s2t",
-                     f"task.data={data}", f"model.sign2gloss_checkpoint={trained['s2g']}",
-                     f"model.gloss2text_checkpoint={trained['g2t']}", f"checkpoint.save_dir={tmp_path / 's2t'}",
-                     "optimization.max_epoch=1", "optimization.max_update=3", "dataset.batch_size=4")
-    log = out.stdout + out.stderr
-    assert re.search(r"Group : translator:.*'lr': \[0\.0003\]", log) and re.search(r"Group : visual:.*0\.001", log)
-    gen = run_script("fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "sign2text", "--input",
-                     "features", "--features", "cnn_tconv", "--path", tmp_path / "s2t" / "checkpoint_best.pt",
-                     "--gen-subset", "dev", "--beam", "1", "--num-workers", "0", "--scoring",
-                     "translation_metrics").stdout
-    assert len(re.findall(r"^G-\d+\t", gen, flags=re.M)) == 4 and "| WER " in gen
-
-
 def test_word_error_counts_and_the_scorer_reads_the_recognised_glosses():
     assert word_error_counts("A B C D".split(), "A X C".split()) == (1, 0, 1)
     assert word_error_counts("A B".split(), "A B C E".split()) == (0, 2, 0)
@@ -278,15 +216,22 @@ def test_word_error_counts_and_the_scorer_reads_the_recognised_glosses():
     assert "WER 33.33 (del 1, ins 0, sub 1; 6 glosses)" in scorer.result_string()
 
 
+@pytest.fixture(scope="module")
+def s3d_features(trained, tmp_path_factory):
+    """The dataset with features extracted by the tiny Sign2Gloss checkpoint under the name the recipes read."""
+    data = dataset_view(trained["data"], tmp_path_factory.mktemp("s3d") / "data")
+    run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--name", "s3d",
+               "--num-workers", "0", "--quiet")
+    return data
+
+
 @pytest.mark.parametrize("corpus, config", [("phoenix-2014t", "s2t"), ("csl-daily", "s2t"),
                                             ("phoenix-2014t/kd", "s2t_student")])
-def test_published_recipes_compose_and_train_at_tiny_size(corpus, config, trained, tmp_path):
+def test_published_recipes_compose_and_train_at_tiny_size(corpus, config, trained, s3d_features, tmp_path):
     """configs/<corpus>/s2t.yaml as written (composite optimizer, cosine per group, mapper, clean-up), and its
     distillation variant (the Gloss2Text checkpoint as the frozen teacher), with the tiny checkpoints and the
     dataset's own vocabulary standing in for S3D and mBART."""
-    data = dataset_view(trained["data"], tmp_path / "data")
-    run_script("slt-extract-features", "--checkpoint", trained["s2g"], "--data", data, "--name", "s3d",
-               "--num-workers", "0", "--quiet")
+    data = s3d_features
     out = run_script("fairseq-hydra-train", "--config-dir", f"configs/{corpus}", "--config-name", config,
                      f"task.data={data}", "task.vocab=", f"model.sign2gloss_checkpoint={trained['s2g']}",
                      f"model.gloss2text_checkpoint={trained['g2t']}", f"checkpoint.save_dir={tmp_path / 's2t'}",

@@ -385,15 +385,16 @@ def _next_sentence(rng: np.random.Generator, preferred_time: str, seen: Set[Tupl
     return best
 
 
-def plan_corpus(seed: int, sizes: Dict[str, int]) -> List[Utterance]:
-    """Recordings of consecutive utterances, split by split (train first, so that it covers the vocabulary)."""
+def plan_corpus(seed: int, sizes: Dict[str, int], glosses: Sequence[str] = GLOSSES) -> List[Utterance]:
+    """Recordings of consecutive utterances, split by split (train first, so that it covers the vocabulary);
+    sentences use only ``glosses`` (a subset gives a corpus that a test's model learns in seconds)."""
     rng = np.random.default_rng([seed, 0])
     seen: Set[Tuple[str, ...]] = set()
     train_glosses: Set[str] = set()
     utterances: List[Utterance] = []
     recording = 0
     for split in SPLITS:
-        allowed = set(GLOSSES) if split == "train" else train_glosses
+        allowed = set(glosses) if split == "train" else train_glosses
         made = 0
         while made < sizes[split]:
             recording += 1
@@ -402,7 +403,7 @@ def plan_corpus(seed: int, sizes: Dict[str, int]) -> List[Utterance]:
             count = min(sizes[split] - made, int(rng.integers(UTTERANCES_PER_RECORDING[0],
                                                               UTTERANCES_PER_RECORDING[1] + 1)))
             for k in range(1, count + 1):
-                missing = set(GLOSSES) - train_glosses if split == "train" else set()
+                missing = set(glosses) - train_glosses if split == "train" else set()
                 sentence = _next_sentence(rng, preferred_time, seen, allowed, missing)
                 seen.add(sentence.glosses)
                 if split == "train":
@@ -450,11 +451,11 @@ OWNER = Owner("slt-make-demo-data", MARKER, "generator")
 
 
 def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int,
-          overwrite: bool = False) -> Dict[str, int]:
+          overwrite: bool = False, glosses: Sequence[str] = GLOSSES) -> Dict[str, int]:
     """Write the corpus to ``out`` atomically (tools/atomic.py); returns the frame count per split. An existing
     ``out`` that is not a demo corpus is refused unless ``overwrite``."""
     with staging(out, OWNER, overwrite=overwrite) as tmp:
-        utterances = plan_corpus(seed, sizes)
+        utterances = plan_corpus(seed, sizes, glosses)
         write_annotations(os.path.join(tmp, "annotations"), utterances)
         jobs = [ClipJob(u, os.path.join(tmp, "frames", u.split, u.name), seed, height, width) for u in utterances]
         if workers > 1:
@@ -464,7 +465,7 @@ def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, w
             lengths = [write_clip(job) for job in jobs]
         frames = {split: sum(n for u, n in zip(utterances, lengths) if u.split == split) for split in SPLITS}
         meta = {"generator": "slt-make-demo-data", "seed": seed, "frame_size": [height, width],
-                "samples": sizes, "frames": frames, "glosses": list(GLOSSES),
+                "samples": sizes, "frames": frames, "glosses": list(glosses),
                 "text_vocabulary": sorted({w for u in utterances for w in u.sentence.text.split()})}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False, indent=1)
@@ -499,6 +500,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--test", type=_count(0), default=40, help="test utterances")
     parser.add_argument("--frame-size", type=_count(16), nargs=2, default=[64, 64], metavar=("H", "W"),
                         help="frame height and width in pixels")
+    parser.add_argument("--glosses", nargs="+", choices=GLOSSES, default=list(GLOSSES), metavar="GLOSS",
+                        help="write sentences of these glosses only (a small vocabulary learnt in seconds, for tests)")
     parser.add_argument("--workers", type=_count(1), default=min(2, os.cpu_count() or 1),
                         help="processes that render and write frames (the output does not depend on it)")
     return parser.parse_args(argv)
@@ -509,11 +512,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     start = time.perf_counter()
     try:
-        frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers, overwrite=args.overwrite)
+        frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers, overwrite=args.overwrite,
+                       glosses=args.glosses)
     except (FileExistsError, ValueError) as e:
         sys.exit(f"slt-make-demo-data: error: {e}")
     counts = ", ".join(f"{split} {sizes[split]} ({frames[split]} frames)" for split in SPLITS)
-    print(f"wrote {os.path.abspath(args.out)}: {counts}; {len(GLOSSES)} glosses; "
+    print(f"wrote {os.path.abspath(args.out)}: {counts}; {len(args.glosses)} glosses; "
           f"{time.perf_counter() - start:.1f} s")
 
 
