@@ -240,3 +240,86 @@ def test_demo_recipes_chain_teachers_into_the_student(teachers, tmp_path):
                 f"criterion.fusion_teacher={tmp_path / 'dialogue_teacher' / 'checkpoint_last.pt'}",
                 f"criterion.text_teacher={tmp_path / 'text2gloss_teacher' / 'checkpoint_last.pt'}")
     assert re.search(r"fusion_kl [\d.]+ \| fusion_feature [\d.]+ \| text_kl [\d.]+ \| text_feature [\d.]+", log)
+
+
+def test_vac_loss_is_ctc_per_utterance_plus_dist_per_step_whatever_fairseq_divides_by():
+    """VAC: CTC summed per utterance and averaged over the batch, plus 25 · T² · KL averaged over steps. fairseq
+    divides the loss by the sample size (sentences or glosses); what it is trained on must not depend on that."""
+    gloss_dict = Dictionary()
+    for gloss in ("A", "B", "C"):
+        gloss_dict.add_symbol(gloss)
+    task = SimpleNamespace(target_dictionary=gloss_dict)
+    torch.manual_seed(1)
+    net_output = {"encoder_out": torch.randn(5, 2, len(gloss_dict)), "conv_logits": torch.randn(5, 2, len(gloss_dict)),
+                  "padding_mask": torch.tensor([[False] * 5, [False] * 3 + [True] * 2])}
+    sample = {"target": torch.tensor([[4, 5, 6], [6, 1, 1]]), "target_lengths": torch.tensor([3, 1]), "ntokens": 4}
+    per_sentence = [VacCtcCriterion(VacCtcConfig(sentence_avg=avg), task).recognition_loss(net_output, sample, True)
+                    for avg in (True, False)]
+    (loss_s, size_s, log), (loss_t, size_t, _) = per_sentence
+    assert (size_s, size_t) == (2, 4)
+    assert (loss_s / size_s).item() == pytest.approx((loss_t / size_t).item(), rel=1e-6)
+    dist = posterior_kl(net_output["conv_logits"], net_output["encoder_out"], net_output["padding_mask"], 8.0)
+    assert (loss_s / size_s).item() == pytest.approx(((log["seq_ctc"] + log["conv_ctc"]) / 2 + 25 * dist).item())
+
+
+class _Decoder(torch.nn.Module):
+    """A hand-made teacher decoder: its states are an embedding of the target prefix, its logits a fixed map."""
+
+    def __init__(self, states, logits):
+        super().__init__()
+        self.states, self.logits = states, logits
+
+    def forward(self, prev_output_tokens, encoder_out=None, features_only=True):
+        return self.states, None
+
+    def output_layer(self, features):
+        return self.logits
+
+
+def translation_criterion(teacher_states, teacher_logits, ce, sample_size, kl_weight, feature_weight, temperature):
+    from slt_plugins.criteria.translation_distillation import TranslationDistillationCriterion
+    from slt_plugins.models.kd.frozen_teacher import FrozenTeachers
+
+    criterion = TranslationDistillationCriterion.__new__(TranslationDistillationCriterion)
+    torch.nn.Module.__init__(criterion)
+    teacher = torch.nn.Module()
+    teacher.encoder = lambda src_tokens, src_lengths: None
+    teacher.decoder = _Decoder(teacher_states, teacher_logits)
+    teacher.dummy = torch.nn.Parameter(torch.zeros(1))  # FrozenTeachers reads the device of a parameter
+    criterion.teachers = FrozenTeachers()
+    criterion.teachers.add("gloss2text", teacher)
+    criterion.task, criterion.padding_idx, criterion.checked, criterion.start_epoch = SimpleNamespace(), 1, False, 1
+    criterion.kl_weight, criterion.feature_weight, criterion.temperature = kl_weight, feature_weight, temperature
+    criterion.teacher_source = lambda sample: (torch.zeros(2, 1, dtype=torch.long), torch.ones(2, dtype=torch.long))
+    criterion.combined_loss = lambda model, net_output, sample, reduce: (
+        ce.clone(), sample_size, {"nsentences": 2, "ntokens": 4, "sample_size": sample_size})
+    return criterion
+
+
+@pytest.mark.parametrize("sample_size", [2, 4])  # sentences (--sentence-avg) or target tokens (the recipes)
+def test_translation_distillation_counts_its_terms_once_per_utterance(sample_size):
+    """γ·KL and δ·feature are means over the valid tokens and enter once per utterance, as the recognition terms
+    against CTC: with fairseq's division by the number of tokens they weighed as much as the whole cross-entropy
+    (a defect: γ = δ = 1 then outweighed a reference whose cross-entropy is a sum over the tokens)."""
+    torch.manual_seed(2)
+    target = torch.tensor([[5, 6, 2], [7, 1, 1]])  # 4 tokens, padding 1
+    student_logits, teacher_logits = torch.randn(2, 3, 6), torch.randn(2, 3, 6)
+    student_states, teacher_states = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    ce = torch.tensor(10.0)
+    criterion = translation_criterion(teacher_states, teacher_logits, ce, sample_size, 0.5, 0.25, 8.0)
+    model = lambda **net_input: (student_logits, {"decoder_features": student_states})  # noqa: E731
+    sample = {"net_input": {"prev_output_tokens": target}, "target": target}
+    loss, size, log = criterion.forward(model, sample)
+    valid = target.ne(1)
+    # by hand: KL(teacher ‖ student) at T = 8, times T², averaged over the 4 valid tokens; the squared distance of the
+    # states averaged over channels and the same tokens
+    p_teacher = (teacher_logits[valid] / 8).softmax(-1)
+    kl = 64 * (p_teacher * (p_teacher.log() - (student_logits[valid] / 8).log_softmax(-1))).sum(-1).mean()
+    feature = (student_states[valid] - teacher_states[valid]).pow(2).mean()
+    assert size == sample_size
+    assert loss.item() == pytest.approx(10.0 + (0.5 * kl + 0.25 * feature).item() * 2, rel=1e-5)
+    assert log["kd_kl"].item() == pytest.approx(kl.item() * 2, rel=1e-5)
+    # a student that says what the teacher says pays nothing for it
+    same = translation_criterion(teacher_states, teacher_logits, ce, sample_size, 0.5, 0.25, 8.0)
+    twin = lambda **net_input: (teacher_logits, {"decoder_features": teacher_states})  # noqa: E731
+    assert same.forward(twin, sample)[0].item() == pytest.approx(10.0, abs=1e-5)
