@@ -311,8 +311,8 @@ def test_translation_distillation_counts_its_terms_once_per_utterance(sample_siz
     sample = {"net_input": {"prev_output_tokens": target}, "target": target}
     loss, size, log = criterion.forward(model, sample)
     valid = target.ne(1)
-    # by hand: KL(teacher ‖ student) at T = 8, times T², averaged over the 4 valid tokens; the squared distance of the
-    # states averaged over channels and the same tokens
+    # by hand: KL(teacher ‖ student) at T = 8, times T², averaged over the 4 valid tokens; the squared distance of
+    # the states averaged over channels and the same tokens
     p_teacher = (teacher_logits[valid] / 8).softmax(-1)
     kl = 64 * (p_teacher * (p_teacher.log() - (student_logits[valid] / 8).log_softmax(-1))).sum(-1).mean()
     feature = (student_states[valid] - teacher_states[valid]).pow(2).mean()
