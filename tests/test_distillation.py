@@ -323,3 +323,40 @@ def test_translation_distillation_counts_its_terms_once_per_utterance(sample_siz
     same = translation_criterion(teacher_states, teacher_logits, ce, sample_size, 0.5, 0.25, 8.0)
     twin = lambda **net_input: (teacher_logits, {"decoder_features": teacher_states})  # noqa: E731
     assert same.forward(twin, sample)[0].item() == pytest.approx(10.0, abs=1e-5)
+
+
+def test_the_translation_teacher_reads_what_gloss2text_trained_it_on(tmp_path):
+    """translation_distillation feeds the Gloss2Text teacher the batch's reference glosses: token for token the
+    source Gloss2Text trains on (glosses, </s>, the language token), in its vocabulary, and both decoders read the
+    same target prefix in the same text vocabulary."""
+    from fairseq import tasks
+    from omegaconf import OmegaConf
+
+    from slt_plugins.criteria.translation_distillation import TranslationDistillationCriterion
+    from slt_plugins.tasks.gloss2text import Gloss2TextConfig
+    from slt_plugins.tasks.sign2text import Sign2TextConfig
+
+    data = str(tiny_demo_bin(tmp_path))
+
+    def task(name, config):
+        cfg = OmegaConf.structured(config)
+        cfg._name = name
+        built = tasks.setup_task(cfg)
+        built.load_dataset("dev")
+        return built
+
+    student = task("sign2text", Sign2TextConfig(data=data, crop_size=32, seed=1))
+    teacher = task("gloss2text", Gloss2TextConfig(data=data, seed=1))
+    assert student.gloss_dict.symbols == teacher.gloss_dict.symbols
+    assert student.text_dict.symbols == teacher.text_dict.symbols
+    criterion = TranslationDistillationCriterion.__new__(TranslationDistillationCriterion)
+    torch.nn.Module.__init__(criterion)
+    criterion.task = student
+    dataset = student.datasets["dev"]
+    sample = dataset.collater([dataset[i] for i in range(len(dataset))])
+    source, lengths = criterion.teacher_source(sample)
+    for row, index in enumerate(sample["id"].tolist()):
+        expected = teacher.datasets["dev"][index]
+        assert source[row, : lengths[row]].tolist() == expected["source"].tolist()
+        assert sample["target"][row][sample["target"][row].ne(student.text_dict.pad())].tolist() == \
+            expected["target"].tolist()
