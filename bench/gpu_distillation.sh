@@ -4,10 +4,10 @@
 #
 #   OUT=bench/out/gpu bash bench/gpu_distillation.sh [SETTINGS] [EPOCHS]     (SETTINGS: recipe | published | both)
 #
-# A fresh machine: makes a virtual environment over the system's python3 and torch (--system-site-packages) and
-# installs the project into it (as `make install`, without fetching torch). A machine that cannot fetch needs the
-# other dependencies as wheels for its Python in .whl/ (carried): fairseq-fixed 0.12.3.1, hydra-core 1.3.2,
-# omegaconf 2.3.0, antlr4-python3-runtime 4.9.3, bitarray, lmdb, editdistance, av, tensorboardX.
+# A fresh machine: installs the project into the machine's own python3, beside its torch (as `make install` does,
+# without fetching torch; the machine is thrown away afterwards). A machine that cannot fetch needs the other
+# dependencies as wheels for its Python in .whl/ (carried): fairseq-fixed 0.12.3.1, hydra-core 1.3.2, omegaconf
+# 2.3.0, antlr4-python3-runtime 4.9.3, bitarray, lmdb, editdistance, av, tensorboardX.
 # Written back: bench.txt (what the bench prints), install.log, and the runs' logs as logs.tar.gz.
 set -uo pipefail
 SETTINGS=${1:-recipe}
@@ -15,7 +15,7 @@ EPOCHS=${2:-40}
 OUT=${OUT:-bench/out/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-VENV=/tmp/slt-venv
+PY=${PYTHON:-python3}
 WORK=/tmp/distillation-bench
 
 finish() {
@@ -25,14 +25,13 @@ finish() {
 trap finish EXIT
 
 {
-    python3 -m venv --system-site-packages "$VENV" &&
-    if [ -d .whl ]; then "$VENV/bin/python" -m pip install -q --no-index --no-deps --no-compile .whl/*.whl; fi &&
-    "$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps -e . &&
-    "$VENV/bin/python" -c "import torch, fairseq, hydra, lmdb, editdistance, slt_plugins; print('torch', torch.__version__,
+    if [ -d .whl ]; then "$PY" -m pip install -q --no-index --no-deps --no-compile .whl/*.whl; fi &&
+    "$PY" -m pip install -q --no-build-isolation --no-deps -e . &&
+    "$PY" -c "import torch, fairseq, hydra, lmdb, editdistance, slt_plugins; print('torch', torch.__version__,
         'cuda', torch.cuda.is_available(), 'fairseq', fairseq.__version__)"
 } > "$OUT/install.log" 2>&1 || { echo "install failed: $OUT/install.log"; tail -n 20 "$OUT/install.log"; exit 1; }
 tail -n 1 "$OUT/install.log"
 
 # 16 cores: the stage with most runs side by side has 4 (the students of both settings), 3 threads each
-timeout 460 "$VENV/bin/python" bench/distillation.py --epochs "$EPOCHS" --settings "$SETTINGS" --threads 3 \
+timeout 460 "$PY" bench/distillation.py --epochs "$EPOCHS" --settings "$SETTINGS" --threads 3 \
     --work "$WORK" 2>&1 | tee "$OUT/bench.txt"
