@@ -10,7 +10,7 @@
 # 2.3.0, antlr4-python3-runtime 4.9.3, bitarray, lmdb, editdistance, av, tensorboardX.
 # Written back: bench.txt (what the bench prints), install.log, and the runs' logs as logs.tar.gz.
 set -uo pipefail
-SETTINGS=${1:-recipe}
+SETTINGS=${1:-both}
 EPOCHS=${2:-40}
 OUT=${OUT:-bench/out/gpu}
 mkdir -p "$OUT"
