@@ -6,7 +6,8 @@ dialogue teacher fuses the sign stream with the preceding utterance). Then the s
 the same seed, epochs and updates: with the four teacher weights (β, γ, δ, ε) at 0 — VAC's loss alone, the
 baseline — and with the config's weights; each under two settings side by side: the demo recipe as written, and
 the published method's Dist weight (VAC's 25, which on the demo's 28 glosses and short clips pulls about 22 times
-harder against ConvCTC than on Phoenix's 1,295 glosses). All are scored on test by fairseq-generate (CTC beam 5).
+harder against ConvCTC than on Phoenix's 1,296 classes; the demo recipe's weight is 0). All are scored on test by
+fairseq-generate (CTC beam 5); the best dev figure of each run is read from its training log.
 
 Translation: a Gloss2Text model (``configs/demo/g2t.yaml``) is trained, the first setting's baseline student's
 backbone features are extracted, and Sign2Text (the joint model on those features) is trained from the same two
