@@ -6,10 +6,14 @@
 
 The teacher translates the reference glosses of the same batch (it reads what the student must recognise), and
 both decoders are teacher-forced on the same target prefix, so their distributions and hidden states compare token
-by token (padding excluded). KL is softened by ``kd_temperature``; the features need equal widths, which holds for
-a student whose translator started from the teacher's checkpoint (SingleStream-SLT's recipe). The reference found
-the dialogue teacher's terms hurt translation, so only this teacher is used. The terms count from
-``distill_start_epoch``. Needs ``--task sign2text`` and a ``joint`` student.
+by token (padding excluded). KL is softened by ``kd_temperature`` and scaled by T² (the reference: 8, as VAC's
+Dist); the features need equal widths, which holds for a student whose translator started from the teacher's
+checkpoint (SingleStream-SLT's recipe). Both terms are means over the tokens and count once per utterance, against
+the cross-entropy summed over each utterance's tokens: as the recognition terms (a mean over steps against CTC
+summed per utterance), and as the reference at one utterance per batch (it adds means over the batch's tokens to a
+cross-entropy summed over the batch); counted once per token, γ = δ = 1 would weigh as much as the cross-entropy
+itself, a target length more. The reference found the dialogue teacher's terms hurt translation, so only this
+teacher is used. The terms count from ``distill_start_epoch``. Needs ``--task sign2text`` and a ``joint`` student.
 """
 
 from dataclasses import dataclass, field
@@ -32,7 +36,8 @@ class TranslationDistillationConfig(CombinedCriterionConfig):
     gloss2text_teacher: str = field(default=MISSING, metadata={"help": "a Gloss2Text (mbart_translator) checkpoint"})
     kd_kl_weight: float = field(default=1.0, metadata={"help": "γ: KL to the teacher's next-token distributions"})
     kd_feature_weight: float = field(default=1.0, metadata={"help": "δ: distance to its decoder hidden states"})
-    kd_temperature: float = field(default=1.0, metadata={"help": "softening temperature of the KL term"})
+    kd_temperature: float = field(default=8.0, metadata={
+        "help": "softening temperature of the KL term (scaled by T²); the reference's is 8"})
     distill_start_epoch: int = field(default=1, metadata={
         "help": "the first epoch in which the teacher's terms count (before it the student learns alone)"})
 
@@ -40,7 +45,7 @@ class TranslationDistillationConfig(CombinedCriterionConfig):
 @register_criterion("translation_distillation", dataclass=TranslationDistillationConfig)
 class TranslationDistillationCriterion(CombinedCriterion):
     def __init__(self, task, sentence_avg, label_smoothing, gloss2text_teacher, kd_kl_weight=1.0,
-                 kd_feature_weight=1.0, kd_temperature=1.0, distill_start_epoch=1, ctc_weight=1.0,
+                 kd_feature_weight=1.0, kd_temperature=8.0, distill_start_epoch=1, ctc_weight=1.0,
                  translation_weight=1.0, conv_ctc_weight=0.0, ignore_prefix_size=0, report_accuracy=False):
         super().__init__(task, sentence_avg, label_smoothing, ctc_weight, translation_weight, conv_ctc_weight,
                          ignore_prefix_size, report_accuracy)
@@ -79,8 +84,10 @@ class TranslationDistillationCriterion(CombinedCriterion):
         self.checked = True  # the first batch runs the teacher even before distilling: a mismatch shows at once
         if not self.distilling():
             return loss, sample_size, logging_output
-        loss = loss + (self.kl_weight * kl + self.feature_weight * feature) * sample_size
+        # per utterance, as the recognition terms and the reference: each utterance's KL and feature distance (means
+        # over its tokens) weigh as much as its summed cross-entropy, whatever fairseq divides by
         nsentences = logging_output["nsentences"]
+        loss = loss + (self.kl_weight * kl + self.feature_weight * feature) * nsentences
         logging_output.update(loss=loss.data, kd_kl=kl.data * nsentences, kd_feature=feature.data * nsentences)
         return loss, sample_size, logging_output
 

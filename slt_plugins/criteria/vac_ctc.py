@@ -8,7 +8,11 @@ posteriors towards the (detached) sequence posteriors, softened with a temperatu
 output has no ``conv_logits`` trains with SeqCTC alone; the dialogue teacher adds next-sentence prediction
 (``nsp_logits``, ``nsp_target``). CTC is summed per utterance; with ``--sentence-avg`` (as our recipes) fairseq
 divides by the batch size. Validation logs the greedy gloss ``wer``, so ``--best-checkpoint-metric wer`` works.
-VAC's weights: SeqCTC 1, ConvCTC 1, Dist 25, temperature 8.
+VAC's weights: SeqCTC 1, ConvCTC 1, Dist 25, temperature 8, with VAC's normalisation: CTC summed over an
+utterance's steps and averaged over the batch, Dist (T²·KL, blank excluded) averaged over all steps. Dist's pull
+against CTC therefore depends on the corpus: at random logits, 25·Dist moves the conv logits 0.07 times as hard as
+ConvCTC with Phoenix's shapes (1,296 classes, ~50 steps) and 1.5 times on the demo's (32 classes, ~13 steps). Scale
+the weight to the data: on the demo corpus even 1 cost dev WER, and its recipes use 0.
 """
 
 import math
