@@ -15,6 +15,8 @@ from fairseq import checkpoint_utils
 from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY
 from omegaconf import DictConfig, open_dict
 
+from slt_plugins.safe_checkpoint import CheckpointError
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,6 +26,8 @@ def load_teacher(path: str, build: Callable, option: str, expected_models=None) 
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{option} {path}: no such checkpoint") from None
+    except CheckpointError as e:  # the safe loader names the file, not the option it came from
+        raise CheckpointError(f"{option} {e}") from None
     model_cfg = state["cfg"].model
     name = getattr(model_cfg, "_name", None) or getattr(model_cfg, "arch", None)
     if expected_models and ARCH_MODEL_REGISTRY.get(name) not in [MODEL_REGISTRY[m] for m in expected_models]:
