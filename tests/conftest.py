@@ -85,3 +85,12 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def dataset_view(data, target):
+    """A copy of the dataset folder's layout (links to its files) with a features/ folder of its own."""
+    target.mkdir()
+    for name in os.listdir(data):
+        if name != "features":
+            os.symlink(data / name, target / name)
+    return target

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, free_port, learnable_demo_bin, run_script
+from conftest import REPO, dataset_view, free_port, learnable_demo_bin, run_script
 from test_prune_mbart import pruned  # noqa: F401  (the fixture: a tiny mBART release, pruned)
 
 COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4", "--valid-subset", "dev",
@@ -144,15 +144,6 @@ def test_sign2text_learns_from_frames(data, s2g, g2t, s2t_untrained, tmp_path):
     assert {"ctc_loss", "translation_loss", "loss", "lr"} <= set(tensorboard_scalars(tmp_path / "tb" / "train"))
     after = translation_scores(data, tmp_path / "s2t" / "checkpoint_last.pt", "--crop-size", "32")
     assert_learnt_to_translate(s2t_untrained, after, s2g)
-
-
-def dataset_view(data, target):
-    """The dataset folder's files (as links) with a features/ folder of its own."""
-    target.mkdir()
-    for name in os.listdir(data):
-        if name != "features":
-            os.symlink(data / name, target / name)
-    return target
 
 
 def test_sign2text_learns_from_extracted_features_with_the_demo_config(data, s2g, g2t, tmp_path):

@@ -18,7 +18,7 @@ from fairseq import checkpoint_utils, options, tasks
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import BIN, REPO, free_port, run_script, tiny_demo_bin
+from conftest import BIN, REPO, dataset_view, free_port, run_script, tiny_demo_bin
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore, LmdbWriter
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.data.sign_dataset import SignFrameDataset
@@ -40,15 +40,6 @@ def trained(tmp_path_factory):
                "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-update", "3",
                "--save-dir", root / "g2t")
     return {"data": data, "s2g": root / "s2g" / "checkpoint_last.pt", "g2t": root / "g2t" / "checkpoint_last.pt"}
-
-
-def dataset_view(data, target):
-    """A copy of the dataset folder's layout (links to its files) with a features/ folder of its own."""
-    target.mkdir()
-    for name in os.listdir(data):
-        if name != "features":
-            os.symlink(data / name, target / name)
-    return target
 
 
 def build_joint(trained, *extra):
