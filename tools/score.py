@@ -44,9 +44,11 @@ def read_generate_output(path: str) -> Tuple[List[str], List[str]]:
     return [refs[i] for i in order], [hyps[i] for i in order]
 
 
-def score(refs: List[str], hyps: List[str], tokenize: str, lowercase: bool, rouge_beta: float = 1.2) -> dict:
+def score(refs: List[str], hyps: List[str], tokenize: str, lowercase: bool, rouge_beta: float = 1.2,
+          detach_final_period: bool = False, rouge_tokenize: str = "space") -> dict:
     cfg = TranslationMetricsConfig(bleu_tokenize=tokenize, bleu_lowercase=lowercase, rouge_beta=rouge_beta,
-                                   rouge_lowercase=lowercase)
+                                   rouge_lowercase=lowercase, detach_final_period=detach_final_period,
+                                   rouge_tokenize=rouge_tokenize)
     scorer = TranslationMetricsScorer(cfg)
     for ref, hyp in zip(refs, hyps):
         scorer.add_string(ref, hyp)
@@ -56,9 +58,10 @@ def score(refs: List[str], hyps: List[str], tokenize: str, lowercase: bool, roug
 
 
 def score_each(refs: List[str], hyps: List[str], tokenizations=("13a", "none"), lowercase: bool = False,
-               rouge_beta: float = 1.2) -> dict:
+               rouge_beta: float = 1.2, detach_final_period: bool = False, rouge_tokenize: str = "space") -> dict:
     """:func:`score` under each tokenisation, keyed by it."""
-    return {t: score(refs, hyps, t, lowercase, rouge_beta) for t in tokenizations}
+    return {t: score(refs, hyps, t, lowercase, rouge_beta, detach_final_period, rouge_tokenize)
+            for t in tokenizations}
 
 
 def score_line(r: dict) -> str:
@@ -73,15 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenize", nargs="+", default=["13a", "none"], help="sacrebleu tokenisations (default: 13a none)")
     p.add_argument("--lowercase", action="store_true", help="lower-case both sides first")
     p.add_argument("--rouge-beta", type=float, default=1.2, help="β of ROUGE-L (0: β = P/R per sentence)")
+    p.add_argument("--rouge-tokenize", choices=["space", "char"], default="space",
+                   help="ROUGE-L units: words, or characters (SLRT's CSL-Daily)")
+    p.add_argument("--detach-final-period", action="store_true",
+                   help="split a hypothesis's final period off its last word (SLRT's German post-processing)")
+    p.add_argument("--slrt", choices=["word", "char"], default=None,
+                   help="score as SLRT reports: lower-cased, BLEU tokenize 'none' (word) or 'char' (CSL-Daily), "
+                        "ROUGE-L with beta = P/R (SLRT's Rouge.py), German final periods split off (word); "
+                        "overrides --tokenize, --lowercase, --rouge-beta, --rouge-tokenize")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text lines")
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.slrt:
+        args.tokenize, args.lowercase, args.rouge_beta = ["none" if args.slrt == "word" else "char"], True, 0.0
+        args.rouge_tokenize = "space" if args.slrt == "word" else "char"
+        args.detach_final_period = args.slrt == "word"
     try:
         refs, hyps = read_generate_output(args.generate_output)
-        results = score_each(refs, hyps, args.tokenize, args.lowercase, args.rouge_beta)
+        results = score_each(refs, hyps, args.tokenize, args.lowercase, args.rouge_beta, args.detach_final_period,
+                             args.rouge_tokenize)
     except (OSError, ScoreError, ValueError) as e:
         print(f"slt-score: error: {e}", file=sys.stderr)
         return 2

@@ -215,6 +215,7 @@ class JointModel(FairseqEncoderDecoderModel):
         encoder = JointEncoder(sign, mapper, translator.encoder, task.gloss_dict.eos(), task.source_lang_id)
         model = cls(encoder, translator.decoder)
         model.cfg = cfg
+        model.stop_at_eos = translator.stop_at_eos  # how the translator's sentences end, for the generator
         sizes = []
         for group, module in (("visual", sign), ("mapper", mapper), ("translator", translator)):
             for p in module.parameters():

@@ -50,6 +50,16 @@ class MBartTranslator(BARTModel):
                             help="add to each gloss's embedding the mean text embedding of the words it spells "
                                  "(WETTER → wetter), so the two vocabularies share what they mean; for separate "
                                  "gloss and text vocabularies (training from scratch)")
+        parser.add_argument("--source-embed-scale", type=float, default=None, metavar="S",
+                            help="multiply the encoder's input embeddings by S instead of the arch's scale (sqrt(d), "
+                                 "or 1 with --no-scale-embedding, which then holds for the decoder alone); SLRT "
+                                 "scales its gloss embeddings and mapped features by sqrt(d_model) whatever its "
+                                 "mBART config says, and slt-import-slrt sets S where the two differ")
+        parser.add_argument("--stop-at-eos", action="store_true",
+                            help="decoding ends a sentence at </s>: the model was trained on targets `words </s>` "
+                                 "(Hugging Face's mBART fine-tuning, SLRT) instead of this toolkit's `words </s> "
+                                 "[de_DE]`, whose language token otherwise ends it; decoding starts from the "
+                                 "language token either way. Set by slt-import-slrt")
         parser.add_argument("--uniform-mask-dropout", action="store_true",
                             help="draw dropout masks as uniform numbers compared with p: the same dropout, about "
                                  "twice as fast on a CPU as torch's (a seeded run differs from one without it)")
@@ -68,6 +78,9 @@ class MBartTranslator(BARTModel):
                 model.encoder.embed_tokens, model.decoder.embed_tokens, task.gloss_spellings())
         if getattr(args, "uniform_mask_dropout", False):
             use_uniform_mask_dropout(model)
+        if getattr(args, "source_embed_scale", None) is not None:
+            model.encoder.embed_scale = float(args.source_embed_scale)
+        model.stop_at_eos = bool(getattr(args, "stop_at_eos", False))  # read by the task's build_generator
         return model
 
     def set_beam_size(self, beam):

@@ -38,6 +38,9 @@ class SignEncoderConfig(FairseqDataclass):
     head_ff_dim: int = field(default=2048, metadata={"help": "inner width of the temporal conv block"})
     head_kernel_size: int = field(default=3, metadata={"help": "temporal kernel of the conv block"})
     dropout: float = field(default=0.1, metadata={"help": "dropout in the visual head"})
+    head_positions: str = field(default="fairseq", metadata={
+        "help": "sinusoidal positions of the visual head: fairseq (sin and cos halves, from padding_idx + 1) or "
+                "opennmt (SLRT's: sin and cos interleaved, from 0; set by slt-import-slrt)"})
     sequence_model: Optional[str] = field(default=None, metadata={
         "help": "a registered sequence model after the head (bilstm, transformer): VAC's recogniser and the "
                 "distillation students; its logits are then the output and the head's are the 'conv' logits"})
@@ -67,7 +70,7 @@ class SignEncoder(FairseqEncoder):
             self.backbone = build_visual_backbone(cfg.visual_backbone, options)
             feature_dim = self.backbone.output_dim
         self.head = VisualHead(feature_dim, len(dictionary), cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
-                               cfg.dropout)
+                               cfg.dropout, getattr(cfg, "head_positions", "fairseq"))
         self.sequence = self.sequence_classifier = None
         self.output_dim = cfg.head_dim
         if cfg.sequence_model:

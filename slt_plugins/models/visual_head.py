@@ -3,7 +3,20 @@
 Projection block (Linear, BatchNorm over the valid frames only, ReLU), sinusoidal positions, then a temporal
 convolution block (two Conv1d with kernel 3 around a ReLU, residual, LayerNorm), as in SingleStream-SLT. The gloss
 representation is what the visual-language mapper reads in Sign2Text; the classifier feeds CTC.
+
+Two sinusoidal tables (``positions``), which give different logits for the same weights:
+
+- ``fairseq`` (default, what models trained here use): fairseq's ``SinusoidalPositionalEmbedding``, the sin half and
+  the cos half concatenated, frequencies ``10000^(-i/(d/2-1))``, positions counted from ``padding_idx + 1``.
+- ``opennmt``: SLRT's ``PositionalEncoding`` (from OpenNMT-py): sin and cos interleaved (even channels sin, odd cos),
+  frequencies ``10000^(-2i/d)``, positions counted from 0. ``slt-import-slrt`` sets it for SLRT's checkpoints.
+
+Padded steps are zeroed before each convolution, so a clip's output does not depend on what it is batched with.
+SLRT's head leaves them in (its BatchNorm normalises them in evaluation), which changes the last valid steps of a
+shorter clip in a padded batch; on a lone clip, or on the valid steps of the longest, the two compute the same.
 """
+
+import math
 
 from typing import Optional
 
@@ -47,13 +60,40 @@ class TemporalConvBlock(nn.Module):
         return h if padding_mask is None else h.masked_fill(padding_mask.unsqueeze(-1), 0.0)
 
 
+class InterleavedPositions(nn.Module):
+    """OpenNMT-py's (and SLRT's) sinusoidal encoding: ``pe[p, 2i] = sin(p·w_i)``, ``pe[p, 2i+1] = cos(p·w_i)``,
+    ``w_i = 10000^(-2i/d)``, positions p = 0, 1, … from each clip's first step. Computed, not stored."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"interleaved sin/cos positions need an even width, got {dim}")
+        self.dim = dim
+
+    def forward(self, valid: torch.Tensor) -> torch.Tensor:
+        """valid: B×T (1 = a clip's step) → T×dim table, broadcast over the batch (clips are right-padded)."""
+        steps = torch.arange(valid.size(1), dtype=torch.float, device=valid.device).unsqueeze(1)
+        rates = torch.exp(torch.arange(0, self.dim, 2, dtype=torch.float, device=valid.device)
+                          * -(math.log(10000.0) / self.dim))
+        table = torch.zeros(valid.size(1), self.dim, device=valid.device)
+        table[:, 0::2] = torch.sin(steps * rates)
+        table[:, 1::2] = torch.cos(steps * rates)
+        return table.unsqueeze(0)
+
+
+POSITIONS = ("fairseq", "opennmt")
+
+
 class VisualHead(nn.Module):
     def __init__(self, input_dim: int, num_classes: int, dim: int = 512, ff_dim: int = 2048, kernel_size: int = 3,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, positions: str = "fairseq"):
         super().__init__()
+        if positions not in POSITIONS:
+            raise ValueError(f"head positions {positions!r}: expected one of {', '.join(POSITIONS)}")
         self.projection = nn.Linear(input_dim, dim)
         self.batch_norm = MaskedBatchNorm1d(dim)
-        self.positions = SinusoidalPositionalEmbedding(dim, padding_idx=0)
+        self.positions = (SinusoidalPositionalEmbedding(dim, padding_idx=0) if positions == "fairseq"
+                          else InterleavedPositions(dim))
         self.dropout = nn.Dropout(dropout)
         self.temporal_conv = TemporalConvBlock(dim, ff_dim, kernel_size, dropout)
         self.layer_norm = nn.LayerNorm(dim, eps=1e-6)

@@ -14,6 +14,8 @@ With ``--task sign2text`` the line also holds the WER of the glosses that the sa
 BLEU: sacrebleu's corpus BLEU with ``max_ngram_order=n`` for n = 1..4, so that BLEU-n is the geometric mean of the
 1..n-gram precisions times the brevity penalty (SLRT and signjoey report ``bleu1``..``bleu4`` from the per-order
 scores of their vendored sacrebleu, with ``tokenize='none'``).
+``--detach-final-period`` splits a hypothesis's final period off its last word, SLRT's German post-processing
+(its references, Phoenix-2014T's, are written ``… regen .``); with ``--bleu-tokenize none`` that period is a word.
 ``--bleu-tokenize`` takes any sacrebleu tokenizer: ``13a`` (default, sacrebleu's), ``none`` (SLRT: text already
 lower-cased and space-separated), ``zh`` (Chinese); ``--bleu-lowercase`` lower-cases both sides. The signature
 printed is BLEU-4's, so the tokenisation and casing used go with the number. Smoothing is sacrebleu's default
@@ -79,6 +81,14 @@ def rouge_l(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]], beta: 
     return 100.0 * sum(rouge_l_sentence(h, r, beta)[0] for h, r in zip(hyps, refs)) / len(hyps)
 
 
+def detach_final_period(text: str) -> str:
+    """``… regen.`` → ``… regen .``: what SLRT's text tokenizer does to German hypotheses (longer than 2
+    characters) after sentencepiece decoding."""
+    if len(text) > 2 and text[-1] == "." and text[-2] != " ":
+        return text[:-1] + " ."
+    return text
+
+
 #: (reference glosses, hypothesis glosses) per utterance of the batch being scored, filled by task sign2text
 RECOGNISED_GLOSSES: Deque[Tuple[str, str]] = deque()
 
@@ -125,6 +135,9 @@ class TranslationMetricsConfig(FairseqDataclass):
         default="space", metadata={"help": "ROUGE-L units: whitespace-separated words, or characters (Chinese)"}
     )
     rouge_lowercase: bool = field(default=False, metadata={"help": "lower-case both sides before ROUGE-L"})
+    detach_final_period: bool = field(default=False, metadata={
+        "help": "SLRT's German post-processing of hypotheses: a final period glued to the last word ('regen.') is "
+                "split off ('regen .'), as Phoenix-2014T's references write it; before BLEU and ROUGE-L"})
 
 
 @register_scorer("translation_metrics", dataclass=TranslationMetricsConfig)
@@ -146,6 +159,8 @@ class TranslationMetricsScorer(BaseScorer):
         self.gloss_words = 0
 
     def add_string(self, ref: str, pred: str):
+        if self.cfg.detach_final_period:
+            pred = detach_final_period(pred)
         super().add_string(ref, pred)
         if RECOGNISED_GLOSSES:
             gloss_ref, gloss_hyp = (x.split() for x in RECOGNISED_GLOSSES.popleft())

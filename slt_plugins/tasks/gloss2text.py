@@ -13,6 +13,7 @@ convention, so mbart.cc25 sees the input it was trained on). Text is cut into su
 fairseq-generate joins them back through :meth:`build_bpe`, so scores are computed on plain text.
 """
 
+import functools
 import json
 import logging
 import os
@@ -202,9 +203,15 @@ class SpokenTextTask(Bf16Autocast, ValidationBleu, FairseqTask):
         return model
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
-        """fairseq's beam search, ending a hypothesis at the target language token that closes every target."""
-        extra_gen_cls_kwargs = dict(extra_gen_cls_kwargs or {}, eos=self.target_lang_id)
-        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, **kwargs)
+        """fairseq's beam search from the target language token, ending a hypothesis at the language token that
+        closes every target, or at ``</s>`` for a model trained without it (``--stop-at-eos``: SLRT's, HF's)."""
+        stop_at_eos = any(getattr(m, "stop_at_eos", False) for m in models)
+        eos = self.text_dict.eos() if stop_at_eos else self.target_lang_id
+        extra_gen_cls_kwargs = dict(extra_gen_cls_kwargs or {}, eos=eos)
+        generator = super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, **kwargs)
+        if stop_at_eos:  # fairseq starts from its eos unless told otherwise; every caller gets the start token
+            generator.generate = functools.partial(generator.generate, bos_token=self.target_lang_id)
+        return generator
 
     def build_bpe(self, args):
         """The vocabulary's sentencepiece model, unless the command line names another ``--bpe``."""
