@@ -348,3 +348,44 @@ def test_bad_slrt_files_are_one_line_errors(imported, tmp_path, capsys):
                  "--mbart-dir", str(empty)])
     assert str(empty / "config.json") in err and "missing" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_sign2text_fine_tuning_starts_from_the_imported_s2g_and_g2t(imported):
+    """``--sign2gloss-checkpoint`` and ``--gloss2text-checkpoint`` take the imported files as they take trained
+    ones: the joint model gets their shapes, SLRT's settings and their weights."""
+    from tools.import_slrt import build
+
+    out = imported["out"]
+    cfg, task, model = build([str(out / "data"), "--user-dir", os.path.dirname(slt_plugins.__file__), "--task",
+                              "sign2text", "--arch", "joint", "--input", "frames", "--sign2gloss-checkpoint",
+                              str(out / "s2g.pt"), "--gloss2text-checkpoint", str(out / "g2t.pt")])
+    s2g, _ = load(out / "s2g.pt")
+    g2t, _ = load(out / "g2t.pt")
+    assert model.encoder.sign.head.positions.__class__.__name__ == "InterleavedPositions" and model.stop_at_eos
+    assert model.encoder.text.embed_scale == g2t.encoder.embed_scale
+    for name, value in s2g.encoder.state_dict().items():
+        assert torch.equal(model.encoder.sign.state_dict()[name], value), name
+    for name, value in g2t.decoder.state_dict().items():
+        assert torch.equal(model.decoder.state_dict()[name], value), name
+    assert torch.equal(model.encoder.text.embed_tokens.weight, g2t.encoder.embed_tokens.weight)
+
+
+def test_slrt_scoring_preset(tmp_path, capsys):
+    """``slt-score --slrt word``: lower-cased, the German final period split off, BLEU tokenize 'none', ROUGE-L
+    with β = P/R; ``--slrt char``: characters (CSL-Daily)."""
+    from tools.score import main as score_main
+
+    out = tmp_path / "gen.out"
+    out.write_text("T-0\tmorgen regnet es im norden .\nD-0\t-0.1\tMorgen regnet es im norden.\n"
+                   "T-1\tdann scheint die sonne .\nD-1\t-0.2\tdann scheint die sonne.\n", encoding="utf-8")
+    assert score_main([str(out), "--slrt", "word", "--json"]) == 0
+    slrt = json.loads(capsys.readouterr().out)["scores"]["none"]
+    assert slrt["bleu4"] == 100.0 and slrt["rouge_l"] == 100.0 and "tok:none" in slrt["signature"]
+    assert score_main([str(out), "--tokenize", "none", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)["scores"]["none"]
+    assert plain["bleu4"] < 60 and plain["rouge_l"] < 90  # without SLRT's text handling: other numbers
+
+    out.write_text("T-0\t今天 下雨\nD-0\t-0.1\t今天下雨\n", encoding="utf-8")
+    assert score_main([str(out), "--slrt", "char", "--json"]) == 0
+    char = json.loads(capsys.readouterr().out)["scores"]["char"]
+    assert char["bleu4"] == 100.0 and char["rouge_l"] == 100.0
