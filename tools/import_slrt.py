@@ -12,8 +12,9 @@ pickles. This tool reads them without running code and writes, into ``--out``:
   whose task reads ``data/``, so ``fairseq-generate OUT/data --path OUT/s2t.pt …``, fine-tuning
   (``--restore-file``, ``--sign2gloss-checkpoint``, ``--gloss2text-checkpoint``) and ``slt-export`` take them as
   they take checkpoints trained here;
-- ``import.json``: what was read and the settings set; ``--bundle DIR`` also exports the most complete model as a
-  bundle for ``slt-translate``.
+- ``import.json``: what was read, and per checkpoint the fairseq-train options that rebuild it (``train_options``)
+  and a command that resumes from it (``fine_tune``: add an optimizer and a schedule); ``--bundle DIR`` also exports
+  the most complete model as a bundle for ``slt-translate``.
 
 What SLRT computes differently from this toolkit's defaults, and the option the imported models carry for it:
 
@@ -39,7 +40,9 @@ import json
 import math
 import os
 import pickle
+import shlex
 import sys
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -51,6 +54,7 @@ STAGE_PREFIXES = {
     "s2t": ("recognition_network.visual_head.", "translation_network.model.", "vl_mapper.mapping."),
 }
 #: SLRT VisualHead name → ours (under ``head.``)
+HEAD = "recognition_network.visual_head."
 HEAD_KEYS = {
     "fc1": "projection", "bn1.norm": "batch_norm", "feedforward.layer_norm": "temporal_conv.layer_norm",
     "feedforward.pwff_layer.0": "temporal_conv.conv_in", "feedforward.pwff_layer.3": "temporal_conv.conv_out",
@@ -400,24 +404,36 @@ def dataset_glosses(data: str) -> List[str]:
 
 
 def write_view(data: str, folder: str) -> None:
-    """Links to every entry of the dataset but its vocabularies (written beside them by the caller)."""
+    """Links to every entry of the dataset but its vocabularies (written beside them by the caller). ``features/``
+    is a folder of links, so that features extracted with an imported model land in the view, not beside the
+    dataset's own."""
+    data = os.path.abspath(data)
     os.makedirs(folder)
     for name in sorted(os.listdir(data)):
-        if name not in VOCAB_FILES:
-            os.symlink(os.path.join(os.path.abspath(data), name), os.path.join(folder, name))
+        if name == "features" and os.path.isdir(os.path.join(data, name)):
+            os.makedirs(os.path.join(folder, name))
+            for store in sorted(os.listdir(os.path.join(data, name))):
+                os.symlink(os.path.join(data, name, store), os.path.join(folder, name, store))
+        elif name not in VOCAB_FILES:
+            os.symlink(os.path.join(data, name), os.path.join(folder, name))
 
 
 # --- the import ----------------------------------------------------------------------------------------------------
 
-def import_slrt(out: str, data: str, *, s2g: str = "", g2t: str = "", s2t: str = "", gloss2ids: str = "",
-                mbart_dir: str = "", source_lang: str = "de_DGS", target_lang: str = "de_DE", crop_size: int = 224,
-                overwrite: bool = False) -> dict:
-    import shutil
+@dataclass
+class Release:
+    """What was read of SLRT's files: the checkpoints' states by stage, the translator's mBART config, and the
+    imported vocabularies with the place of each SLRT gloss id in the gloss dictionary."""
+    states: Dict[str, dict]
+    paths: Dict[str, str]
+    config: Optional[dict]
+    gloss_dict: object
+    text_dict: object
+    recognition_rows: Optional[List[int]]
+    translation_rows: Optional[List[int]]
 
-    import slt_plugins
-    from slt_plugins.models.hf_mbart import HFMBartError, read_config
-    from tools.atomic import Owner, staging
 
+def check_inputs(s2g: str, g2t: str, s2t: str, gloss2ids: str, mbart_dir: str, data: str) -> None:
     if not (s2g or g2t or s2t):
         raise SLRTImportError("nothing to import: pass --s2g, --g2t and/or --s2t (SLRT's ckpts/best.ckpt files)")
     if (s2g or s2t) and not gloss2ids:
@@ -432,12 +448,16 @@ def import_slrt(out: str, data: str, *, s2g: str = "", g2t: str = "", s2t: str =
                               "map_ids.pkl")
     if not os.path.isdir(data):
         raise SLRTImportError(f"--data {data}: no such folder; binarise the dataset with slt-binarise first")
-    spell = GlossSpelling(dataset_glosses(data))
-    states = {stage: read_slrt_checkpoint(path, stage) for stage, path in (("s2g", s2g), ("g2t", g2t), ("s2t", s2t))
-              if path}
+
+
+def read_release(data: str, paths: Dict[str, str], gloss2ids: str, mbart_dir: str, source_lang: str,
+                 target_lang: str) -> Release:
+    from slt_plugins.models.hf_mbart import HFMBartError, read_config
+
+    states = {stage: read_slrt_checkpoint(path, stage) for stage, path in paths.items()}
     recognition = read_gloss2ids(gloss2ids) if gloss2ids else None
     translation = config = text_dict = None
-    if mbart_dir:
+    if "g2t" in states or "s2t" in states:
         for name in MBART_FILES:
             if not os.path.isfile(os.path.join(mbart_dir, name)):
                 raise SLRTImportError(f"{os.path.join(mbart_dir, name)} is missing; --mbart-dir must be SLRT's "
@@ -449,87 +469,102 @@ def import_slrt(out: str, data: str, *, s2g: str = "", g2t: str = "", s2t: str =
         except HFMBartError as e:
             raise SLRTImportError(str(e)) from None
         translation = read_gloss2ids(os.path.join(mbart_dir, "gloss2ids.pkl"))
-        key = "translation_network.model.model.shared.weight"
-        stage = "g2t" if "g2t" in states else "s2t"
-        shared = states[stage].get(key) if stage in states else None
-        if shared is None:
-            raise SLRTImportError(f"--{stage} {g2t or s2t}: no {key}; expected SLRT's {stage.upper()} checkpoint "
+        key, stage = "translation_network.model.model.shared.weight", "g2t" if "g2t" in states else "s2t"
+        if key not in states[stage]:
+            raise SLRTImportError(f"--{stage} {paths[stage]}: no {key}; expected SLRT's {stage.upper()} checkpoint "
                                   "(a Hugging Face MBartForConditionalGeneration under translation_network.model)")
         text_dict = build_text_dictionary(os.path.join(mbart_dir, "sentencepiece.bpe.model"), read_map_ids(map_path),
-                                          shared.size(0), map_path, target_lang)
-    gloss_dict, rec_rows, tra_rows = build_gloss_dictionary(recognition, translation, spell, source_lang)
+                                          states[stage][key].size(0), map_path, target_lang)
+    gloss_dict, rec_rows, tra_rows = build_gloss_dictionary(recognition, translation,
+                                                            GlossSpelling(dataset_glosses(data)), source_lang)
+    return Release(states, paths, config, gloss_dict, text_dict, rec_rows, tra_rows)
 
+
+#: SLRT's visual settings that differ from this toolkit's defaults (S3D's first block frozen, as SLRT trains it)
+SLRT_VISUAL = {"head_positions": "opennmt", "backbone_args": repr({"bgr_input": True}), "backbone_frozen_blocks": 1}
+
+
+def sign2gloss_model(r: Release, sign_input: List[str]):
+    """(fairseq-train options, state) of the imported Sign2Gloss model."""
+    source = f"--s2g {r.paths['s2g']}"
+    visual = dict(SLRT_VISUAL, **head_options(r.states["s2g"], HEAD, source))
+    options = ["--task", "sign2gloss", "--arch", "s3d_encoder", *sign_input,
+               *sum((_flag(k, v) for k, v in visual.items()), [])]
+    weights = {**backbone_state(r.states["s2g"]),
+               **head_state(r.states["s2g"], HEAD, r.recognition_rows, len(r.gloss_dict), source)}
+    return options, {f"encoder.{k}": v for k, v in weights.items()}, source
+
+
+def gloss2text_model(r: Release, languages: List[str]):
+    source = f"--g2t {r.paths['g2t']}"
+    options = ["--task", "gloss2text", *languages, "--arch", "mbart_translator",
+               *sum((_flag(k, v) for k, v in translator_options(r.config).items()), [])]
+    return options, translator_state(r.states["g2t"], r.config, r.translation_rows, len(r.gloss_dict), source), source
+
+
+def sign2text_model(r: Release, sign_input: List[str], languages: List[str]):
+    """The joint model: S2T's head, mapper and translator, and the S3D of S2G (which made S2T's features)."""
+    source, slrt = f"--s2t {r.paths['s2t']}", r.states["s2t"]
+    mapper, mapper_state = vl_mapper(slrt, r.recognition_rows, len(r.gloss_dict), source)
+    visual = dict(SLRT_VISUAL, **head_options(slrt, HEAD, source))
+    options = ["--task", "sign2text", *languages, "--arch", "joint", *sign_input, "--gloss-beam", "5",
+               "--visual-args", repr(visual), "--translator-arch", "mbart_translator",
+               "--translator-args", repr(translator_options(r.config)), "--vl-mapper", mapper["name"],
+               "--vl-mapper-args", repr(mapper["args"])]
+    sign = {**backbone_state(r.states["s2g"]),
+            **head_state(slrt, HEAD, r.recognition_rows, len(r.gloss_dict), source)}
+    translator = translator_state(slrt, r.config, r.translation_rows, len(r.gloss_dict), source)
+    state = {f"encoder.sign.{k}": v for k, v in sign.items()}
+    state.update({f"encoder.mapper.{k}": v for k, v in mapper_state.items()})
+    state.update({f"encoder.text.{k[len('encoder.'):]}": v for k, v in translator.items() if k.startswith("encoder.")})
+    state.update({k: v for k, v in translator.items() if k.startswith("decoder.")})
+    return options, state, source
+
+
+def import_slrt(out: str, data: str, *, s2g: str = "", g2t: str = "", s2t: str = "", gloss2ids: str = "",
+                mbart_dir: str = "", source_lang: str = "de_DGS", target_lang: str = "de_DE", crop_size: int = 224,
+                overwrite: bool = False) -> dict:
+    """Read SLRT's files, write ``out`` (atomically); returns what ``import.json`` records."""
+    import shutil
+
+    import slt_plugins
+    from tools.atomic import Owner, staging
+
+    check_inputs(s2g, g2t, s2t, gloss2ids, mbart_dir, data)
+    paths = {stage: path for stage, path in (("s2g", s2g), ("g2t", g2t), ("s2t", s2t)) if path}
+    release = read_release(data, paths, gloss2ids, mbart_dir, source_lang, target_lang)
     out = os.path.abspath(out)
-    view = os.path.join(out, "data")
     user_dir = os.path.dirname(os.path.abspath(slt_plugins.__file__))
-    common = [view, "--user-dir", user_dir]
-    languages = ["--source-lang", source_lang, "--target-lang", target_lang]  # the text tasks' options
+    languages = ["--source-lang", source_lang, "--target-lang", target_lang]
     sign_input = ["--input", "frames", "--crop-size", str(crop_size)]
-    visual = {"head_positions": "opennmt", "backbone_args": repr({"bgr_input": True}), "backbone_frozen_blocks": 1}
-    provenance = {"tool": f"fairseq-slt {slt_plugins.__version__} slt-import-slrt", "data": os.path.abspath(data),
-                  "inputs": {k: os.path.abspath(v) for k, v in (("s2g", s2g), ("g2t", g2t), ("s2t", s2t),
-                                                                 ("gloss2ids", gloss2ids), ("mbart_dir", mbart_dir))
-                             if v}}
+    inputs = dict(paths, gloss2ids=gloss2ids, mbart_dir=mbart_dir)
+    info = {"tool": f"fairseq-slt {slt_plugins.__version__} slt-import-slrt", "data": os.path.abspath(data),
+            "inputs": {k: os.path.abspath(v) for k, v in inputs.items() if v}, "checkpoints": {},
+            "train_options": {}, "fine_tune": {}, "gloss_dictionary": len(release.gloss_dict),
+            "text_dictionary": len(release.text_dict) if release.text_dict is not None else None}
+    models = {"s2g": lambda: sign2gloss_model(release, sign_input),
+              "g2t": lambda: gloss2text_model(release, languages),
+              "s2t": lambda: sign2text_model(release, sign_input, languages)}
     owner = Owner("slt-import-slrt", "import.json", "tool")
-    written = {}
-    with staging(out, owner, inputs=[data, s2g, g2t, s2t, gloss2ids, mbart_dir], overwrite=overwrite) as tmp:
-        write_view(data, os.path.join(tmp, "data"))
-        gloss_dict.save(os.path.join(tmp, "data", "dict.gloss.txt"))
-        if text_dict is not None:
-            text_dict.save(os.path.join(tmp, "data", "dict.text.txt"))
-            shutil.copyfile(os.path.join(mbart_dir, "sentencepiece.bpe.model"), os.path.join(tmp, "data", "spm.model"))
-        common[0] = os.path.join(tmp, "data")  # built on the staged view; the checkpoints name its final place
-
-        def save(name, cfg, task, model, source):
-            state = checkpoint_dict(cfg, task, model, dict(provenance, source=source))
-            state["cfg"]["task"]["data"] = view
-            torch.save(state, os.path.join(tmp, name))
-            written[name[:-3]] = os.path.join(out, name)
-            train_options[name[:-3]] = argv[len(common):]  # fairseq-train's options but the data and --user-dir
-
-        def build_from(*options):
-            argv[:] = common + list(options)
-            return build(argv)
-
-        argv, train_options = [], {}
-
-        if "s2g" in states:
-            visual.update(head_options(states["s2g"], "recognition_network.visual_head.", f"--s2g {s2g}"))
-            cfg, task, model = build_from("--task", "sign2gloss", "--arch", "s3d_encoder", *sign_input,
-                                          *sum((_flag(k, v) for k, v in visual.items()), []))
-            state = {f"encoder.{k}": v for k, v in {**backbone_state(states["s2g"]), **head_state(
-                states["s2g"], "recognition_network.visual_head.", rec_rows, len(gloss_dict), s2g)}.items()}
-            load_all(model, state, f"--s2g {s2g}")
-            save("s2g.pt", cfg, task, model, s2g)
-        if "g2t" in states:
-            options = translator_options(config)
-            cfg, task, model = build_from("--task", "gloss2text", *languages, "--arch", "mbart_translator",
-                                          *sum((_flag(k, v) for k, v in options.items()), []))
-            load_all(model, translator_state(states["g2t"], config, tra_rows, len(gloss_dict), g2t),
-                     f"--g2t {g2t}")
-            save("g2t.pt", cfg, task, model, g2t)
-        if "s2t" in states:
-            mapper, mapper_state = vl_mapper(states["s2t"], rec_rows, len(gloss_dict), s2t)
-            visual_args = dict(visual, **head_options(states["s2t"], "recognition_network.visual_head.",
-                                                      f"--s2t {s2t}"))
-            cfg, task, model = build_from(
-                "--task", "sign2text", *languages, "--arch", "joint", *sign_input, "--gloss-beam", "5",
-                "--visual-args", repr(visual_args), "--translator-arch", "mbart_translator",
-                "--translator-args", repr(translator_options(config)), "--vl-mapper", mapper["name"],
-                "--vl-mapper-args", repr(mapper["args"]))
-            sign = {**backbone_state(states["s2g"]),
-                    **head_state(states["s2t"], "recognition_network.visual_head.", rec_rows, len(gloss_dict), s2t)}
-            translator = translator_state(states["s2t"], config, tra_rows, len(gloss_dict), s2t)
-            state = {f"encoder.sign.{k}": v for k, v in sign.items()}
-            state.update({f"encoder.mapper.{k}": v for k, v in mapper_state.items()})
-            state.update({f"encoder.text.{k[len('encoder.'):]}": v for k, v in translator.items()
-                          if k.startswith("encoder.")})
-            state.update({k: v for k, v in translator.items() if k.startswith("decoder.")})
-            load_all(model, state, f"--s2t {s2t}")
-            save("s2t.pt", cfg, task, model, s2t)
-        info = dict(provenance, checkpoints=written, train_options=train_options, gloss_dictionary=len(gloss_dict),
-                    text_dictionary=len(text_dict) if text_dict is not None else None,
-                    settings={"visual": visual, "translator": translator_options(config) if config else None})
+    with staging(out, owner, inputs=[data, *inputs.values()], overwrite=overwrite) as tmp:
+        view = os.path.join(tmp, "data")
+        write_view(data, view)
+        release.gloss_dict.save(os.path.join(view, "dict.gloss.txt"))
+        if release.text_dict is not None:
+            release.text_dict.save(os.path.join(view, "dict.text.txt"))
+            shutil.copyfile(os.path.join(mbart_dir, "sentencepiece.bpe.model"), os.path.join(view, "spm.model"))
+        for stage in paths:
+            options, state, source = models[stage]()
+            cfg, task, model = build([view, "--user-dir", user_dir, *options])  # on the staged view
+            load_all(model, state, source)
+            checkpoint = checkpoint_dict(cfg, task, model, dict(info["inputs"], source=paths[stage]))
+            checkpoint["cfg"]["task"]["data"] = os.path.join(out, "data")  # where the view will be
+            torch.save(checkpoint, os.path.join(tmp, f"{stage}.pt"))
+            info["checkpoints"][stage] = os.path.join(out, f"{stage}.pt")
+            info["train_options"][stage] = options  # fairseq-train's, but the data and --user-dir
+            info["fine_tune"][stage] = shlex.join(["fairseq-train", os.path.join(out, "data"), "--user-dir",
+                                                   "slt_plugins", *options, "--restore-file",
+                                                   info["checkpoints"][stage]])
         with open(os.path.join(tmp, "import.json"), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=1, ensure_ascii=False)
     return info
