@@ -77,8 +77,9 @@ def slrt_head_reference(w, x):
     return h, h @ w["gloss_output_layer.weight"].t() + w["gloss_output_layer.bias"]
 
 
-def make_slrt_release(root, data, mapper="projection"):
-    """SLRT's folders at tiny size for the dataset ``data``; returns their paths and the models behind them."""
+def make_slrt_release(root, data, mapper="projection", scale_embedding=True):
+    """SLRT's folders at tiny size for the dataset ``data``; returns their paths and the models behind them.
+    ``scale_embedding``: the mBART config's (the decoder's scale; SLRT scales its source by sqrt(d) either way)."""
     from registry import build_visual_backbone
 
     g = torch.Generator().manual_seed(0)
@@ -110,8 +111,8 @@ def make_slrt_release(root, data, mapper="projection"):
         pickle.dump({x: i for i, x in enumerate(translation)}, f)
     config = transformers.MBartConfig(
         vocab_size=len(kept), d_model=D, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, scale_embedding=True, dropout=0.0,
-        attention_dropout=0.0, activation_dropout=0.0)
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, scale_embedding=scale_embedding,
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
     torch.manual_seed(0)
     hf = transformers.MBartForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -236,11 +237,12 @@ def test_imported_gloss2text_matches_transformers_as_slrt_runs_it(imported):
 @pytest.mark.parametrize("mapper", ["projection", "embedding"])
 def test_imported_sign2text_matches_slrt_equations_and_transformers(imported, tmp_path, mapper):
     """S2T on features: SLRT's head, its VL mapper (``projection`` on the gloss features, ``embedding`` on the gloss
-    probabilities), the ``</s> de_DGS`` rows of its gloss embedding, times sqrt(d), into mBART."""
+    probabilities), the ``</s> de_DGS`` rows of its gloss embedding, times sqrt(d), into mBART. The second release's
+    mBART config does not scale embeddings: its decoder reads them unscaled while the source still is."""
     if mapper == "projection":
         release, out = imported, imported["out"]
     else:
-        release = make_slrt_release(tmp_path, imported["data"], mapper="embedding")
+        release = make_slrt_release(tmp_path, imported["data"], mapper="embedding", scale_embedding=False)
         out = tmp_path / "imported"
         args = import_args(release, imported["data"], out, "--crop-size", "32")
         assert import_main(args) == 0
@@ -262,6 +264,8 @@ def test_imported_sign2text_matches_slrt_equations_and_transformers(imported, tm
         encoder_out = model.encoder(features=x[None], feature_lengths=torch.tensor([7]))
         ours = model.get_normalized_probs(model.decoder(prev, encoder_out=encoder_out), log_probs=True)
     assert (ours - theirs).abs().max() <= 1e-4
+    assert model.encoder.text.embed_scale == math.sqrt(D)
+    assert model.decoder.embed_scale == (math.sqrt(D) if mapper == "projection" else 1.0)
 
 
 def test_imported_models_decode_fine_tune_and_translate(imported, capsys):
