@@ -53,8 +53,8 @@ STAGE_PREFIXES = {
     "g2t": ("translation_network.model.", "translation_network.gloss_embedding."),
     "s2t": ("recognition_network.visual_head.", "translation_network.model.", "vl_mapper.mapping."),
 }
-#: SLRT VisualHead name → ours (under ``head.``)
 HEAD = "recognition_network.visual_head."
+#: SLRT VisualHead name → ours (under ``head.``)
 HEAD_KEYS = {
     "fc1": "projection", "bn1.norm": "batch_norm", "feedforward.layer_norm": "temporal_conv.layer_norm",
     "feedforward.pwff_layer.0": "temporal_conv.conv_in", "feedforward.pwff_layer.3": "temporal_conv.conv_out",
@@ -240,6 +240,8 @@ def head_state(slrt: dict, prefix: str, rows: List[int], size: int, source: str)
     if unknown:
         raise SLRTImportError(f"{source}: visual head weights {unknown[:3]} are not SingleStream-SLT's VisualHead "
                               "(a TwoStream or pyramid model?)")
+    if "head.classifier.weight" not in out or "head.classifier.bias" not in out:
+        raise SLRTImportError(f"{source}: no {prefix}gloss_output_layer; expected SingleStream-SLT's VisualHead")
     weight, bias = out["head.classifier.weight"], out["head.classifier.bias"]
     if weight.size(0) != len(rows):
         raise SLRTImportError(f"{source}: the gloss classifier has {weight.size(0)} rows but the recognition "
