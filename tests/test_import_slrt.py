@@ -17,7 +17,12 @@ import sentencepiece as spm
 import torch
 import torch.nn.functional as F
 
-transformers = pytest.importorskip("transformers")
+try:
+    import transformers
+except ImportError:  # the [hf] extra; CI installs it, and there a missing package must fail, not skip
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip("transformers is not installed (pip install -e '.[hf]')", allow_module_level=True)
 
 import slt_plugins  # noqa: E402,F401
 from conftest import run_script, tiny_demo_bin  # noqa: E402
