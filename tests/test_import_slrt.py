@@ -274,7 +274,7 @@ def test_imported_sign2text_matches_slrt_equations_and_transformers(imported, tm
 
 
 def test_imported_models_decode_fine_tune_and_translate(imported, capsys):
-    """fairseq-generate reads each imported checkpoint on the dataset view; Gloss2Text's greedy output is
+    """fairseq-generate reads the imported checkpoints on the dataset view; Gloss2Text's greedy output is
     transformers' greedy ``generate`` from ``[de_DE]`` to ``</s>``; fine-tuning resumes from the import; the
     bundle translates a stored clip."""
     out, data = imported["out"], imported["data"]
@@ -284,11 +284,10 @@ def test_imported_models_decode_fine_tune_and_translate(imported, capsys):
                      "--beam", "1", "--max-len-a", "0", "--max-len-b", "20")
     hyps = {int(line.split("\t")[0][2:]): line.split("\t")[2] for line in g2t.stdout.splitlines()
             if line.startswith("H-")}
-    rows = read_manifest(str(data / "test.tsv"))
-    hf, tra, d = imported["hf"], imported["translation"], None
     from fairseq.data import Dictionary
 
-    d = Dictionary.load(str(view / "dict.text.txt"))
+    rows = read_manifest(str(data / "test.tsv"))
+    hf, tra, d = imported["hf"], imported["translation"], Dictionary.load(str(view / "dict.text.txt"))
     de = d.index("[de_DE]")
     for i, row in enumerate(rows):
         ids = [tra.index(x.lower()) if x.lower() in tra else 3 for x in row.gloss.split()] + [2, tra.index("de_DGS")]
