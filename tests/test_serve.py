@@ -245,11 +245,13 @@ def _copy(path, folder, name):
 
 
 def test_the_line_answers_one_at_a_time_as_slt_translate_and_deletes_uploads(served, clips, tmp_path, monkeypatch):
-    from tools.serving import result_of
+    from tools.serving import Uploads, result_of
 
     expected = served.translator.run([str(clips["upload"])])[0]
-    uploads = [_copy(clips["upload"], tmp_path / f"u{k}", "clip.mp4") for k in range(3)]
+    uploads = [_copy(clips["upload"], tmp_path / f"u{k}", "clip.mp4") for k in range(2)]
+    uploads.append(uploads[1])  # two users who upload the same bytes share Gradio's file: kept for the second
     inside, most, run = [0], [0], served.translator.run
+    uploads_in_use = Uploads(str(tmp_path))
 
     def counted(*args, **kwargs):  # how many requests are in the model at once
         inside[0] += 1
@@ -261,7 +263,7 @@ def test_the_line_answers_one_at_a_time_as_slt_translate_and_deletes_uploads(ser
             inside[0] -= 1
 
     monkeypatch.setattr(served.translator, "run", counted)
-    jobs = [served.submit(path, "clip.mp4") for path in uploads]
+    jobs = [served.submit(path, "clip.mp4", uploads_in_use.hold(path)) for path in uploads]
     assert [job.ahead() for job in jobs][1:] in ([1, 2], [0, 1], [0, 0])  # in line, in order
     answers = [result_of(job) for job in jobs]
     assert [a.glosses for a in answers] == [expected.glosses] * 3 and most[0] == 1
@@ -272,9 +274,9 @@ def test_the_line_answers_one_at_a_time_as_slt_translate_and_deletes_uploads(ser
 def test_a_cancelled_request_stops_waiting_or_running(served, clips, tmp_path):
     import threading
 
-    from tools.serving import Cancelled, result_of
+    from tools.serving import Cancelled, Uploads, result_of
 
-    calls, release, holding = [0], threading.Event(), []
+    calls, release, holding, in_use = [0], threading.Event(), [], Uploads(str(tmp_path))
 
     def hold_and_count(module, inputs):
         calls[0] += 1
@@ -285,9 +287,9 @@ def test_a_cancelled_request_stops_waiting_or_running(served, clips, tmp_path):
     try:
         served.translator.run([str(clips["upload"])])
         full, calls[0] = calls[0], 0  # module calls of a whole request
-        holding.append(served.submit(_copy(clips["upload"], tmp_path / "a", "a.mp4"), "a.mp4"))
-        waiting_path = _copy(clips["upload"], tmp_path / "b", "b.mp4")
-        waiting = served.submit(waiting_path, "b.mp4")
+        holding_path, waiting_path = (_copy(clips["upload"], tmp_path / n, f"{n}.mp4") for n in "ab")
+        holding.append(served.submit(holding_path, "a.mp4", in_use.hold(holding_path)))
+        waiting = served.submit(waiting_path, "b.mp4", in_use.hold(waiting_path))
         assert waiting.ahead() == 1
         waiting.cancel()
         release.set()
@@ -302,7 +304,7 @@ def test_a_cancelled_request_stops_waiting_or_running(served, clips, tmp_path):
         hooks.append(served.translator.model.register_forward_pre_hook(lambda m, i: served._running.cancel()))
         running_path = _copy(clips["upload"], tmp_path / "c", "c.mp4")
         with pytest.raises(Cancelled):
-            result_of(served.submit(running_path, "c.mp4"))
+            result_of(served.submit(running_path, "c.mp4", in_use.hold(running_path)))
         assert calls[0] <= 2 < full and not os.path.exists(running_path), (calls[0], full)
     finally:
         release.set()

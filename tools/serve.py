@@ -27,7 +27,7 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
-from tools.serving import MB, Cancelled, ServedModel, UploadError, UploadLimits, result_of
+from tools.serving import MB, Cancelled, ServedModel, UploadError, UploadLimits, Uploads, result_of
 
 POLL_SECONDS = 0.25  # how often a waiting request updates its line on the page (and notices a Stop)
 
@@ -77,8 +77,8 @@ def example_clips(folder: Optional[str]) -> List[str]:
 class Page:
     """The page's handler: one request → the model's line → what the page shows, step by step."""
 
-    def __init__(self, models: Dict[str, ServedModel], examples: List[str]):
-        self.models, self.examples = models, examples
+    def __init__(self, models: Dict[str, ServedModel], examples: List[str], uploads: Uploads):
+        self.models, self.examples, self.uploads = models, examples, uploads
 
     def is_example(self, path: str) -> bool:
         """An example's copy in Gradio's cache (kept: the page offers it again), not an upload to delete."""
@@ -97,7 +97,7 @@ class Page:
             return
         served = self.models.get(choice) or next(iter(self.models.values()))
         name = os.path.basename(video)
-        job = served.submit(video, name, delete=not self.is_example(video))
+        job = served.submit(video, name, done=None if self.is_example(video) else self.uploads.hold(video))
         done = asyncio.wrap_future(job.future)
         done.add_done_callback(lambda f: f.cancelled() or f.exception())  # read here: result_of(job) raises it
         try:
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         except (BundleError, CheckpointError, OSError, ValueError) as e:
             print(f"slt-serve: {e}", file=sys.stderr)
             return 1
-        page = Page(models, examples).build(limits)
+        page = Page(models, examples, Uploads(workdir)).build(limits)
         page.queue(default_concurrency_limit=None)
         # SIGTERM ends the server as Ctrl-C does, so that the temporary folder is deleted
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -7,7 +7,9 @@
   queue is the line of waiting requests, so two users never hold two clips and two forward passes of one model in
   memory. A :class:`Job` that is cancelled while it waits never runs; one that runs stops at the model's next
   module (a forward pre-hook raises :class:`Cancelled`), so a long clip's beam search does not run on for nobody.
-* An upload is deleted when its job ends, whichever way it ends (answered, refused, failed or cancelled).
+* An upload is deleted when its job ends, whichever way it ends (answered, refused, failed or cancelled), unless
+  another job still reads the same file (:class:`Uploads`: Gradio stores uploads by content, so two users who send
+  the same bytes share one file).
 
 The answer is ``SignTranslator.run``'s for that one file, as ``slt-translate`` prints it.
 """
@@ -18,7 +20,7 @@ import time
 import uuid
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, Dict, NamedTuple, Optional
 
 from slt_plugins.translator import MIN_FRAMES, SignTranslator
 
@@ -43,6 +45,9 @@ def check_upload(path: str, name: str, limits: UploadLimits) -> float:
     """The video's duration in seconds, or :class:`UploadError` naming ``name`` (the file as the user called it)."""
     import av
 
+    if not os.path.isfile(path):
+        raise UploadError(f"{name} is no longer on the server (an upload is deleted after its request): upload it "
+                          f"again")
     size = os.path.getsize(path)
     if size == 0:
         raise UploadError(f"{name} is empty (0 bytes): upload a video file")
@@ -137,29 +142,29 @@ class ServedModel:
         with self._lock:
             return len(self._line)
 
-    def submit(self, path: str, name: str, delete: bool = True) -> Job:
-        """Queue the video ``path`` (called ``name`` on the page); ``delete``: remove the file when the job ends."""
+    def submit(self, path: str, name: str, done: Optional[Callable[[], None]] = None) -> Job:
+        """Queue the video ``path`` (called ``name`` on the page); ``done()`` is called when the job ends, before its
+        answer is handed out, whichever way it ends (to delete the upload)."""
         job = Job(self)
         with self._lock:
             self._line.append(job)
-        upload = path if delete else None
-        job.future = self._worker.submit(self._run, job, path, name, upload)
-        # a job cancelled before it started never runs _run: its upload goes here
-        job.future.add_done_callback(lambda future: future.cancelled() and self._finished(job, upload))
+        job.future = self._worker.submit(self._run, job, path, name, done)
+        # a job cancelled before it started never runs _run: it ends here
+        job.future.add_done_callback(lambda future: future.cancelled() and self._finished(job, done))
         return job
 
-    def _run(self, job: Job, path: str, name: str, upload: Optional[str]) -> Answer:
+    def _run(self, job: Job, path: str, name: str, done: Optional[Callable[[], None]]) -> Answer:
         try:
             return self._answer(job, path, name)
         finally:  # before the answer is handed out: whoever reads it finds the upload gone
-            self._finished(job, upload)
+            self._finished(job, done)
 
-    def _finished(self, job: Job, upload: Optional[str]) -> None:
+    def _finished(self, job: Job, done: Optional[Callable[[], None]]) -> None:
         with self._lock:
             if job in self._line:
                 self._line.remove(job)
-        if upload:
-            remove_upload(upload, self.workdir)
+        if done is not None:
+            done()
 
     def _answer(self, job: Job, path: str, name: str) -> Answer:
         waited = time.perf_counter() - job.submitted
@@ -189,6 +194,29 @@ class ServedModel:
         for job in line:
             job.cancel()
         self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+class Uploads:
+    """Uploads in use: a file is deleted when the last job that reads it ends."""
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+        self._lock = threading.Lock()
+        self._readers: Dict[str, int] = {}
+
+    def hold(self, path: str) -> Callable[[], None]:
+        """Count one more job reading ``path``; returns what that job calls when it ends."""
+        with self._lock:
+            self._readers[path] = self._readers.get(path, 0) + 1
+        return lambda: self._release(path)
+
+    def _release(self, path: str) -> None:
+        with self._lock:
+            self._readers[path] -= 1
+            last = self._readers[path] == 0
+            if last:
+                del self._readers[path]
+                remove_upload(path, self.workdir)
 
 
 def remove_upload(path: str, workdir: str) -> None:
