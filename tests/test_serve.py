@@ -68,11 +68,13 @@ def clips(tmp_path_factory):
     store, rows = FrameStore(str(data / "frames.lmdb")), read_manifest(data / "test.tsv")
     root = tmp_path_factory.mktemp("clips")
     (root / "examples").mkdir()
-    broken = root / "broken.mp4"
-    broken.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    rng = np.random.default_rng(0)
+    broken, large = root / "broken.mp4", root / "large.mp4"
+    broken.write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    large.write_bytes(rng.integers(0, 256, int(1.5 * 2 ** 20), dtype=np.uint8).tobytes())  # over the server's 1 MB
     return {"upload": write_video(store.frames(rows[0].id), root / "clip.mp4"),
             "example": write_video(store.frames(rows[1].id), root / "examples" / "example.mp4"),
-            "broken": broken, "frames": store.frames(rows[0].id)}
+            "broken": broken, "large": large, "frames": store.frames(rows[0].id)}
 
 
 # --- the page in a browser -------------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def server(bundles, clips, tmp_path_factory):
     log = open(root / "serve.log", "w")
     # `python -m tools.serve` is what the slt-serve console script runs (this tree's, whatever the venv installed)
     proc = subprocess.Popen([sys.executable, "-m", "tools.serve", "--model", bundles["s2t"], "--model", bundles["s2g"],
-                             "--examples", clips["example"].parent, "--port", str(port)],
+                             "--examples", clips["example"].parent, "--port", str(port), "--max-mb", "1"],
                             cwd=places["cwd"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -131,14 +133,21 @@ def browser(server):
     driver.quit()
 
 
-def translate_on_page(driver, url, path, until):
-    """Open the page, upload ``path``, press Translate; the message once ``until`` is in it."""
+def upload(driver, url, path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
     wait = WebDriverWait(driver, 60)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video input[type=file]"))[0].send_keys(str(path))
+    return wait
+
+
+def translate_on_page(driver, url, path, until):
+    """Open the page, upload ``path``, press Translate; the message once ``until`` is in it."""
+    from selenium.webdriver.common.by import By
+
+    wait = upload(driver, url, path)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video video"))  # uploaded: the player shows it
     driver.find_element(By.ID, "translate").click()
     return wait.until(lambda d: (lambda text: text if until in text else None)(d.find_element(By.ID, "message").text))
@@ -152,6 +161,11 @@ def test_page_answers_as_slt_translate_and_says_what_is_wrong_with_a_broken_file
     message = translate_on_page(browser, server["url"], clips["broken"], "Cannot translate")
     assert "broken.mp4 is not a video" in message, message
     assert server["proc"].poll() is None
+    # a file over --max-mb: Gradio's own line, before the upload is sent
+    wait = upload(browser, server["url"], clips["large"])
+    toast = wait.until(lambda d: (lambda t: t if "exceed the maximum allowed size" in t else None)(
+        d.find_element(By.TAG_NAME, "body").text))
+    assert "large.mp4" in toast, toast
 
     message = translate_on_page(browser, server["url"], clips["upload"], "Done")
     page = {name: browser.find_element(By.CSS_SELECTOR, f"#{name} textarea").get_attribute("value")
@@ -192,21 +206,16 @@ def test_serve_binds_to_this_machine_unless_told_otherwise():
 
 # --- checks before decoding (no browser) ---------------------------------------------------------------------------
 
-@pytest.fixture
-def checks(clips, tmp_path):
-    from tools.serving import UploadLimits, check_upload
+def refusal(path, **limits):
+    """check_upload's one line for ``path`` under ``limits``."""
+    from tools.serving import UploadError, UploadLimits, check_upload
 
-    def message(path, **limits):
-        from tools.serving import UploadError
-
-        with pytest.raises(UploadError) as e:
-            check_upload(str(path), os.path.basename(path), UploadLimits(**limits))
-        return str(e.value)
-
-    return message
+    with pytest.raises(UploadError) as e:
+        check_upload(str(path), os.path.basename(path), UploadLimits(**limits))
+    return str(e.value)
 
 
-def test_an_upload_is_refused_with_one_line_before_decoding(clips, checks, tmp_path):
+def test_an_upload_is_refused_with_one_line_before_decoding(clips, tmp_path):
     from tools.serving import UploadLimits, check_upload
 
     assert 1.5 < check_upload(str(clips["upload"]), "clip.mp4", UploadLimits()) < 2  # 44 frames at 25 fps
@@ -218,11 +227,12 @@ def test_an_upload_is_refused_with_one_line_before_decoding(clips, checks, tmp_p
     cases = [(clips["broken"], {}, "broken.mp4 is not a video that FFmpeg can read"),
              (text, {}, "notes.mp4 is not a video"),
              (empty, {}, "empty.mp4 is empty (0 bytes)"),
+             (tmp_path / "gone.mp4", {}, "gone.mp4 is no longer on the server"),
              (one, {}, "one.mp4 has 1 frame; the model needs at least 4"),
              (clips["upload"], {"max_mb": 0.001}, "clip.mp4 is 0.0 MB, over the limit of 0.001 MB"),
              (clips["upload"], {"max_seconds": 1}, "clip.mp4 is longer than the limit of 1 s")]
     for path, limits, expected in cases:
-        message = checks(path, **limits)
+        message = refusal(path, **limits)
         assert expected in message and "\n" not in message and str(tmp_path) not in message, message
 
 

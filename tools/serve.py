@@ -115,7 +115,7 @@ class Page:
             yield {message: "Stopped.", glosses: "", text: "", timing: "", picture: None}
             return
         except Exception as e:  # noqa: BLE001  (the page says what went wrong; the server goes on serving)
-            first = str(e).splitlines()[0] if str(e) else ""
+            first = str(e).splitlines()[0].replace(video, name) if str(e) else ""
             print(f"slt-serve: {name}: {type(e).__name__}: {first}", file=sys.stderr, flush=True)
             yield {message: f"**Failed:** {name}: {type(e).__name__}: {first}", glosses: "", text: "", timing: "",
                    picture: None}
@@ -123,9 +123,11 @@ class Page:
         finally:
             if not job.future.done():  # Stop pressed, or the page went away: stop the work
                 job.cancel()
-        with Image.open(answer.picture) as image:
-            image.load()
-        os.remove(answer.picture)
+        image = None
+        if answer.picture:
+            with Image.open(answer.picture) as image:
+                image.load()
+            os.remove(answer.picture)
         kind = served.translator.kind
         yield {message: f"Done: {name} ({served.name}, {kind}).",
                glosses: answer.glosses or "",

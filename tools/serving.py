@@ -15,6 +15,7 @@ The answer is ``SignTranslator.run``'s for that one file, as ``slt-translate`` p
 """
 
 import os
+import sys
 import threading
 import time
 import uuid
@@ -90,7 +91,7 @@ def check_upload(path: str, name: str, limits: UploadLimits) -> float:
 class Answer(NamedTuple):
     glosses: Optional[str]
     text: Optional[str]
-    picture: Optional[str]  # the alignment PNG, in the server's temporary folder (the caller deletes it)
+    picture: Optional[str]  # the alignment PNG in the server's temporary folder (the caller deletes it), or None
     seconds: float  # reading the video and the model, as slt-translate would spend them
     picture_seconds: float
     waited_seconds: float
@@ -185,7 +186,11 @@ class ServedModel:
             raise Cancelled()
         started = time.perf_counter()
         picture = os.path.join(self.workdir, f"alignment-{uuid.uuid4().hex}.png")
-        self.translator.plot_alignment(found[0]._replace(input=name), picture)
+        try:
+            self.translator.plot_alignment(found[0]._replace(input=name), picture)
+        except (OSError, ValueError) as e:  # the answer stands without its picture
+            print(f"slt-serve: {name}: no alignment picture ({e})", file=sys.stderr, flush=True)
+            picture = None
         return Answer(result.glosses, result.text, picture, seconds, time.perf_counter() - started, waited)
 
     def close(self) -> None:
