@@ -148,7 +148,7 @@ class Page:
                 with gr.Column():
                     choice = gr.Dropdown(choices=[(f"{n} ({self.models[n].translator.kind})", n) for n in names],
                                          value=names[0], label="Model", visible=len(names) > 1, elem_id="model")
-                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Video",
+                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, label="Video", height=360,
                                      elem_id="video")
                     with gr.Row():
                         run = gr.Button("Translate", variant="primary", elem_id="translate")
