@@ -186,7 +186,7 @@ def test_page_answers_as_slt_translate_and_says_what_is_wrong_with_a_broken_file
     assert not [f for f in kept if os.path.basename(f) in ("clip.mp4", "broken.mp4")], kept
 
 
-def test_server_writes_nothing_outside_its_temporary_folder_and_deletes_it_at_exit(server, browser):
+def test_server_writes_nothing_outside_its_temporary_folder_and_deletes_it_at_exit(server):
     """Runs after the page test (same module): stop the server, then look at every place it could have written."""
     proc = server["proc"]
     proc.send_signal(signal.SIGTERM)
