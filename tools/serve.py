@@ -170,6 +170,18 @@ class Page:
         return page
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def _ignore_signals() -> None:
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing of ours to guard
+        pass
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     limits = UploadLimits(max_mb=args.max_mb, max_seconds=args.max_seconds)
@@ -203,7 +215,7 @@ def main(argv=None) -> int:
         page = Page(models, examples, Uploads(workdir)).build(limits)
         page.queue(default_concurrency_limit=None)
         # SIGTERM ends the server as Ctrl-C does, so that the temporary folder is deleted
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
         print(f"slt-serve: {len(models)} model{'s' * (len(models) != 1)} ({', '.join(models)}); temporary files in "
               f"{workdir} (deleted at exit)", flush=True)
         page.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_mb * MB),
@@ -212,6 +224,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        _ignore_signals()  # a second Ctrl-C or SIGTERM (a wrapper forwarding one) must not cut the clean-up short
         for served in models.values():
             served.close()
         shutil.rmtree(workdir, ignore_errors=True)
