@@ -10,7 +10,7 @@ FAIRSEQ ?= fairseq-fixed==0.12.3.1
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 install: $(STAMP)
 
@@ -21,14 +21,22 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 		|| $(BIN)/python -m pip install $(TORCH)
 	@# fairseq's declared dependencies pull torchaudio and a CUDA torch: install it alone; setup.cfg lists its needs
 	@$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/python -m pip install --no-deps $(FAIRSEQ)
-	@# .[hf]: safetensors for Hugging Face MBart folders, and transformers, which the conversion's tests compare with
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf]"
+	@# .[hf]: safetensors for Hugging Face MBart folders, and transformers, which the conversion's tests compare with;
+	@# .[web]: Gradio for slt-serve (selenium, in .[test], drives the browser of its test)
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf,web]"
 	@touch $@
 
 demo: $(STAMP)
 	$(BIN)/slt-demo --workdir demo
 
-test: $(STAMP)
+# slt-serve's browser test drives Debian's Chromium: installed from the Debian packages when missing (needs root)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+		else echo "make browser: install chromium and chromium-driver (apt-get, as root) for the browser test"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

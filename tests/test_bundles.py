@@ -12,7 +12,7 @@ from fairseq import checkpoint_utils
 from conftest import run_script
 from slt_plugins.data.lmdb_store import FrameStore
 from slt_plugins.data.manifest import read_manifest
-from tiny_models import tiny_models
+from tiny_models import tiny_bundles, tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,8 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bundles(trained, tmp_path_factory):
     """A Sign2Gloss bundle, and a bundle of the features-trained Sign2Text model reading video through the
-    Sign2Gloss backbone."""
-    root = tmp_path_factory.mktemp("bundles")
-    run_script("slt-export", "--checkpoint", trained["s2g"], "--out", root / "s2g")
-    run_script("slt-export", "--checkpoint", trained["s2t"], "--out", root / "s2t", "--backbone-checkpoint",
-               trained["s2g"])
-    return {"s2g": root / "s2g", "s2t": root / "s2t"}
+    Sign2Gloss backbone (shared with the other tests of the session)."""
+    return tiny_bundles(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from conftest import run_script, tiny_demo_bin
 COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4", "--valid-subset", "dev",
           "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple"]
 _TRAINED = {}
+_BUNDLES = {}
 
 
 def mark_every_reference(data):
@@ -44,3 +45,17 @@ def tiny_models(tmp_path_factory) -> dict:
                "--label-smoothing", "0.1", "--lr", "1e-3", "--max-update", "2", "--save-dir", root / "s2t")
     _TRAINED.update(root=root, data=data, s2g=s2g, g2t=g2t, s2t=root / "s2t" / "checkpoint_last.pt")
     return _TRAINED
+
+
+def tiny_bundles(tmp_path_factory) -> dict:
+    """Bundles of the tiny models (made at the first call of the session): the Sign2Gloss model, and the
+    features-trained Sign2Text model reading video through the Sign2Gloss backbone."""
+    if _BUNDLES:
+        return _BUNDLES
+    trained = tiny_models(tmp_path_factory)
+    root = tmp_path_factory.mktemp("bundles")
+    run_script("slt-export", "--checkpoint", trained["s2g"], "--out", root / "s2g")
+    run_script("slt-export", "--checkpoint", trained["s2t"], "--out", root / "s2t", "--backbone-checkpoint",
+               trained["s2g"])
+    _BUNDLES.update(s2g=root / "s2g", s2t=root / "s2t")
+    return _BUNDLES
