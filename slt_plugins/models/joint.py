@@ -65,7 +65,7 @@ class JointConfig(FairseqDataclass):
     vl_mapper: str = field(default="mlp", metadata={
         "help": "visual-language mapper by registered name: mlp (SingleStream-SLT's), gloss_embedding, …"})
     vl_mapper_args: str = field(default="{}", metadata={"help": "mapper options as a dict literal"})
-    pretrained_mbart: str = field(default="", metadata={
+    pretrained_mbart: Optional[str] = field(default=None, metadata={
         "help": "without a gloss2text checkpoint: start the translator from an mBART, the file slt-prune-mbart wrote "
                 "(train with --vocab set to its folder) or a Hugging Face MBart folder"})
     gloss_classifier: Optional[bool] = field(default=None, metadata={
@@ -160,8 +160,8 @@ def forget_initial_weight_files(cfg) -> None:
     with open_dict(cfg) if OmegaConf.is_config(cfg) else _nothing():
         if visual.pop("backbone_pretrained", None) is not None:
             cfg.visual_args = repr(visual)
-        if getattr(cfg, "pretrained_mbart", ""):
-            cfg.pretrained_mbart = ""
+        if getattr(cfg, "pretrained_mbart", None):
+            cfg.pretrained_mbart = None
 
 
 class _nothing:
