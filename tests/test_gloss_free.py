@@ -110,9 +110,9 @@ def test_sign2text_learns_without_glosses(data, trained):
     assert not [k for k in state["model"] if "classifier" in k]  # no gloss classifier in the checkpoint
     scores = [bleu4(generate(data, trained[k], "--task", "sign2text", "--beam", "2", "--scoring",
                              "translation_metrics")) for k in ("untrained", "trained")]
-    print("BLEU-4 untrained, trained:", scores)
-    # untrained: BLEU-4 0.0 (a random translator repeats one sub-word); trained: TODO measured
-    assert scores[1] >= 10 and scores[1] >= scores[0] + 10, scores
+    # untrained: BLEU-4 0.0 (a random translator repeats one sub-word); trained: 10.6 (measured), mostly what a
+    # translator learns of the corpus's templates in 48 updates (bench/gloss_free.py measures more)
+    assert scores[1] >= 5 and scores[1] >= scores[0] + 5, scores
 
 
 def test_a_gloss_free_bundle_translates_and_plots_the_translators_attention(data, trained, tmp_path):
@@ -134,3 +134,37 @@ def test_a_gloss_free_bundle_translates_and_plots_the_translators_attention(data
     assert torch.all(alignment.attention >= 0) and alignment.attention.sum(dim=1).max() <= 1 + 1e-4
     with pytest.raises(BundleError, match="trained without glosses"):
         model.recognize(clip)
+
+
+def test_the_translator_starts_from_a_pruned_mbart_and_the_backbone_from_its_file(data, tmp_path):
+    """No Gloss2Text or Sign2Gloss checkpoint: --pretrained-mbart and backbone_pretrained give the initial weights,
+    and the trained checkpoint decodes once both files are gone."""
+    from test_prune_mbart import LANGS, make_tiny_mbart
+    from tools.prune_mbart import main as prune_main
+
+    texts = [line.split("\t")[4] for line in (data / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    make_tiny_mbart(tmp_path / "mbart", texts)
+    assert prune_main(["--mbart-dir", str(tmp_path / "mbart"), "--data", str(data), "--out", str(tmp_path / "pruned"),
+                       "--langs", ",".join(LANGS)]) == 0
+    torch.manual_seed(0)
+    from registry import build_visual_backbone
+    backbone = build_visual_backbone("cnn_tconv", {"output_dim": 64}).state_dict()
+    torch.save(backbone, tmp_path / "backbone.pt")
+    visual = ("{'visual_backbone': 'cnn_tconv', 'backbone_args': \"{'output_dim': 64}\", 'head_dim': 64, "
+              f"'head_ff_dim': 128, 'backbone_pretrained': '{tmp_path / 'backbone.pt'}'}}")
+    model = [a if a != MODEL[MODEL.index("--visual-args") + 1] else visual for a in GLOSS_FREE]
+    untrained(data, tmp_path / "s2t", *model, "--vocab", tmp_path / "pruned", "--pretrained-mbart",
+              tmp_path / "pruned" / "model.pt")
+    state = torch.load(tmp_path / "s2t" / "checkpoint_last.pt", map_location="cpu", weights_only=False)["model"]
+    mbart = torch.load(tmp_path / "pruned" / "model.pt", map_location="cpu", weights_only=False)["model"]
+    joint_name = {"encoder.": "encoder.text.", "decoder.": "decoder."}
+    for key, value in mbart.items():
+        assert torch.equal(state[joint_name[key[:8]] + key[8:]], value), key
+    for key, value in backbone.items():  # (one update at learning rate 0 moves the BatchNorm statistics only)
+        if "running_" not in key and "num_batches" not in key:
+            assert torch.equal(state["encoder.sign.backbone." + key], value), key
+    for name in ("backbone.pt", "pruned/model.pt"):
+        (tmp_path / name).unlink()
+    out = generate(data, tmp_path / "s2t" / "checkpoint_last.pt", "--task", "sign2text", "--vocab",
+                   tmp_path / "pruned", "--beam", "2", "--scoring", "translation_metrics")
+    bleu4(out)  # twelve hypotheses, text only
