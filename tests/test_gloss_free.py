@@ -58,6 +58,22 @@ def test_glosses_and_the_declaration_must_agree_or_the_row_is_named(tmp_path, ca
     assert len(err.splitlines()) == 1 and f"{empty}, row 3: empty gloss" in err and "--no-glosses" in err
 
 
+def test_the_demo_corpus_without_glosses_has_the_same_clips_and_texts(tmp_path):
+    from tools.make_demo_data import main as make_demo_data
+
+    for name, extra in (("with", []), ("without", ["--no-glosses"])):
+        make_demo_data(["--out", str(tmp_path / name), "--train", "3", "--dev", "1", "--test", "1", "--frame-size",
+                        "16", "16", "--workers", "1", *extra])
+    phoenix = (tmp_path / "with" / "annotations" / "PHOENIX-2014-T.train.corpus.csv").read_text().splitlines()
+    tsv = (tmp_path / "without" / "annotations" / "train.tsv").read_text().splitlines()
+    assert tsv[0] == "id\tvideo\ttext\tsigner" and len(tsv) == len(phoenix) == 4
+    for glossed, free in zip(phoenix[1:], tsv[1:]):
+        name, _, _, _, signer, glosses, text = glossed.split("|")
+        assert glosses and free.split("\t") == [name, f"../frames/train/{name}", text, signer]
+        frame = f"frames/train/{name}/images0001.png"
+        assert (tmp_path / "with" / frame).read_bytes() == (tmp_path / "without" / frame).read_bytes()
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return gloss_free_demo_bin(tmp_path_factory.mktemp("gloss_free"))

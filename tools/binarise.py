@@ -5,6 +5,9 @@ model ``spm.model`` with ``dict.text.txt``, and ``meta.json``. Everything is bui
 and renamed into place at the end, so an interrupted run leaves an earlier ``NAME`` as it was. An existing ``NAME``
 is replaced only if slt-binarise wrote it (or with ``--overwrite``), and never when it holds or lies inside an input.
 
+A corpus without glosses (How2Sign, YouTube-ASL, OpenASL) is declared with ``--no-glosses``: its gloss cells must be
+empty (a TSV may lack the column), and ``meta.json`` records ``"glosses": false`` for the tasks (docs/gloss_free.md).
+
 Values that become file names or store keys are checked: a split is a plain name, an id holds no '/' or control
 character and fits an LMDB key. With ``--skip-invalid`` bad rows go to ``skipped.tsv``; of an id given twice the
 first copy whose clip can be read is kept, and ``skipped.tsv`` names it for every other copy.
