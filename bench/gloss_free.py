@@ -67,7 +67,8 @@ def make_corpora(args, work):
     run([*py, "tools.binarise", "phoenix-2014t", "--annotations", os.path.join(raw, "annotations"), "--frames",
          os.path.join(raw, "frames"), "--out", glossed, "--frame-size", "0", "--workers", "1"],
         os.path.join(work, "binarise.log"), args.threads)
-    manifests = [f"--manifest={s}={os.path.join(raw_free, 'annotations', s + '.tsv')}" for s in ("train", "dev", "test")]
+    manifests = [f"--manifest={s}={os.path.join(raw_free, 'annotations', s + '.tsv')}"
+                 for s in ("train", "dev", "test")]
     run([*py, "tools.binarise", "tsv", "--no-glosses", *manifests, "--out", free, "--frame-size", "0", "--language",
          "de", "--workers", "1"], os.path.join(work, "binarise_free.log"), args.threads)
     return glossed, free

@@ -87,7 +87,8 @@ def test_tasks_and_options_that_need_glosses_refuse_the_dataset_in_one_line(data
     from slt_plugins.tasks.gloss2text import Gloss2TextConfig
     from slt_plugins.tasks.sign2gloss import Sign2GlossConfig
 
-    for name, cfg in (("sign2gloss", Sign2GlossConfig(data=str(data))), ("gloss2text", Gloss2TextConfig(data=str(data)))):
+    for name, cfg in (("sign2gloss", Sign2GlossConfig(data=str(data))),
+                      ("gloss2text", Gloss2TextConfig(data=str(data)))):
         with pytest.raises(NoGlossesError, match=rf"has no glosses .* but task {name} needs them; train sign2text "
                                                  "with --ctc-weight 0"):
             tasks.TASK_REGISTRY[name].setup_task(cfg)

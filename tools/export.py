@@ -87,8 +87,8 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
         backbone = checkpoint_utils.load_checkpoint_to_cpu(backbone_checkpoint)
         weights = {f"encoder.sign.{k[len('encoder.'):]}": v for k, v in backbone["model"].items()
                    if k.startswith("encoder.backbone.")}  # a sign2gloss checkpoint's
-        weights.update({k: v for k, v in backbone["model"].items()
-                        if k.startswith("encoder.sign.backbone.")})  # a sign2text one's (trained with or without glosses)
+        weights.update({k: v for k, v in backbone["model"].items()  # a sign2text one's (with or without glosses)
+                        if k.startswith("encoder.sign.backbone.")})
         if not weights:
             raise ExportError(f"--backbone-checkpoint {backbone_checkpoint} has no visual backbone")
         state["model"].update(weights)

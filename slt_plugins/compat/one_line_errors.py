@@ -5,8 +5,9 @@ toolkit raises for a bad file (:class:`~slt_plugins.safe_checkpoint.CheckpointEr
 :class:`~slt_plugins.data.lmdb_store.StoreError`, :class:`~slt_plugins.data.video_io.ClipReadError`,
 :class:`~slt_plugins.data.dataset_meta.NoGlossesError`) already name the file, the reason and the fix: when one
 of them (or an exception raised from one, as fairseq re-raises some) reaches the top, ``sys.excepthook`` prints
-``PROGRAM: error: MESSAGE`` and the exit status is 1, as for any uncaught exception. One raised in a data-loader worker comes back with the worker's traceback in its message: only its last
-line is kept. Every other exception keeps its traceback.
+``PROGRAM: error: MESSAGE`` and the exit status is 1, as for any uncaught exception. One raised in a data-loader
+worker comes back with the worker's traceback in its message: only its last line is kept. Every other exception
+keeps its traceback.
 
 Versions: fairseq 0.12.x (``fairseq_cli/*.py`` catch nothing), any torch.
 Removable when: fairseq's entry points report exceptions of a declared user-error type in one line themselves.
