@@ -2,7 +2,9 @@
 
 One clip's CTC gloss posteriors over time under thumbnails of its frames, each decoded gloss marked where the most
 probable CTC path of the decoded sequence emits it (a Viterbi forced alignment: a gloss said twice is marked twice,
-at its own place). ``slt-translate --plot`` and :meth:`SignTranslator.plot` draw it.
+at its own place). ``slt-translate --plot`` and :meth:`SignTranslator.plot` draw it. A model without a gloss
+classifier (trained on a corpus without glosses) is drawn by :func:`plot_attention` instead: the translator's
+cross-attention of its first decoding steps over the clip's time steps.
 
 The picture has a fixed pixel size, ``width_px`` × ``height_px`` (the canvas is written as it is, with no tight
 bounding box), so that scripts and tests can rely on it. It is drawn with matplotlib's Agg canvas, without pyplot's
@@ -73,6 +75,60 @@ def plot_alignment(frames: torch.Tensor, log_probs: torch.Tensor, dictionary, to
     palette = colormaps["tab10" if len(decoded) + len(confident) <= 10 else "tab20"]
     colour = {v: palette(k % palette.N) for k, v in enumerate(decoded + confident)}
 
+    fig, canvas, ax = _frames_and_plot_area(frames, title, thumbnails, width_px, height_px, dpi)
+    ax.plot(x, probs[:, blank], color="0.55", linestyle="--", linewidth=1, label="blank")
+    for v in decoded:
+        ax.plot(x, probs[:, v], color=colour[v], linewidth=1.8, label=dictionary[v])
+    for v in confident:
+        ax.plot(x, probs[:, v], color=colour[v], linewidth=1, alpha=0.7, label=f"{dictionary[v]} (not decoded)")
+    for i, (v, (start, end)) in enumerate(zip(tokens, ctc_segments(log_probs, tokens, blank))):
+        peak = x[start + int(np.argmax(probs[start:end, v]))]
+        ax.axvspan(start * per_step, end * per_step, color=colour[v], alpha=0.12, linewidth=0)
+        ax.axvline(peak, color=colour[v], linewidth=0.8, linestyle=":")
+        ax.text(peak, 1.03 + 0.08 * (i % 2), dictionary[v], color=colour[v], fontsize=8, ha="center", va="bottom")
+    ax.set_xlim(0, n_frames)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    ax.set_xlabel("frame")
+    ax.set_ylabel("CTC posterior")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+
+    return _write_png(canvas, path)
+
+
+def plot_attention(frames: torch.Tensor, attention: torch.Tensor, pieces: Sequence[str], path: str,
+                   title: Optional[str] = None, thumbnails: int = 8, width_px: int = WIDTH_PX,
+                   height_px: int = HEIGHT_PX, dpi: int = DPI) -> str:
+    """Draw where the translator looked: for each of its first decoding steps (a row, labelled with the sub-word it
+    wrote) the cross-attention over the clip's T' encoder steps, under thumbnails of the frames; returns ``path``.
+    The picture of a model without a gloss classifier, which has no gloss posteriors to show.
+
+    ``frames``: uint8 T×3×H×W as the model saw them; ``attention``: S×T' weights of the S steps drawn over the
+    clip's valid steps (each covers T/T' frames); ``pieces``: the S sub-words written."""
+    frames = torch.as_tensor(frames).cpu()
+    weights = torch.as_tensor(attention).float().cpu().numpy()
+    n_frames, (n_rows, n_steps) = len(frames), weights.shape
+    if n_rows != len(pieces) or n_rows == 0 or n_steps == 0:
+        raise ValueError(f"attention of shape {weights.shape} for {len(pieces)} sub-words: nothing to draw")
+    fig, canvas, ax = _frames_and_plot_area(frames, title, thumbnails, width_px, height_px, dpi)
+    image = ax.imshow(weights, aspect="auto", cmap="viridis", interpolation="nearest", vmin=0,
+                      extent=(0, n_frames, n_rows, 0))
+    ax.set_yticks(np.arange(n_rows) + 0.5)
+    ax.set_yticklabels(pieces, fontsize=8)
+    ax.set_xlim(0, n_frames)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("decoding step")
+    colour_bar = fig.add_axes([(width_px - RIGHT + 20) / width_px, BOTTOM / height_px, 12 / width_px,
+                               ax.get_position().height])
+    fig.colorbar(image, cax=colour_bar, label="cross-attention")
+    return _write_png(canvas, path)
+
+
+def _frames_and_plot_area(frames: torch.Tensor, title: Optional[str], thumbnails: int, width_px: int,
+                          height_px: int, dpi: int):
+    """(figure, canvas, the plot's axes) of a picture of fixed size: a strip of square thumbnails of the frames, each
+    over the span of frames it stands for, above axes that share its frame axis."""
+    n_frames = len(frames)
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     canvas = FigureCanvasAgg(fig)
     count = max(1, min(thumbnails, n_frames))
@@ -80,7 +136,7 @@ def plot_alignment(frames: torch.Tensor, log_probs: torch.Tensor, dictionary, to
     thumb_px = axes_px / count  # square thumbnails: the crops are square
     plot_px = height_px - TOP - BOTTOM - GAP - thumb_px
     if plot_px < MIN_PLOT_PX:
-        raise ValueError(f"{width_px}×{height_px} px leaves no room for the posteriors under {count} thumbnails")
+        raise ValueError(f"{width_px}×{height_px} px leaves no room for the plot under {count} thumbnails")
 
     def box(bottom: float, height: float):
         return [LEFT / width_px, bottom / height_px, axes_px / width_px, height / height_px]
@@ -99,24 +155,11 @@ def plot_alignment(frames: torch.Tensor, log_probs: torch.Tensor, dictionary, to
     if title:  # one line, cut to the width of the picture (≈ 7.5 px a character at 10 pt and 100 dpi)
         room = int((width_px - LEFT) / (7.5 * dpi / 100))
         strip.set_title(title if len(title) <= room else title[: room - 1] + "…", fontsize=10, loc="left")
+    return fig, canvas, ax
 
-    ax.plot(x, probs[:, blank], color="0.55", linestyle="--", linewidth=1, label="blank")
-    for v in decoded:
-        ax.plot(x, probs[:, v], color=colour[v], linewidth=1.8, label=dictionary[v])
-    for v in confident:
-        ax.plot(x, probs[:, v], color=colour[v], linewidth=1, alpha=0.7, label=f"{dictionary[v]} (not decoded)")
-    for i, (v, (start, end)) in enumerate(zip(tokens, ctc_segments(log_probs, tokens, blank))):
-        peak = x[start + int(np.argmax(probs[start:end, v]))]
-        ax.axvspan(start * per_step, end * per_step, color=colour[v], alpha=0.12, linewidth=0)
-        ax.axvline(peak, color=colour[v], linewidth=0.8, linestyle=":")
-        ax.text(peak, 1.03 + 0.08 * (i % 2), dictionary[v], color=colour[v], fontsize=8, ha="center", va="bottom")
-    ax.set_xlim(0, n_frames)
-    ax.set_ylim(0, 1.2)
-    ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
-    ax.set_xlabel("frame")
-    ax.set_ylabel("CTC posterior")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
 
+def _write_png(canvas, path: str) -> str:
+    """The canvas as it is (exactly its pixel size) into ``path``, under a temporary name renamed into place."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

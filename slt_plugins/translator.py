@@ -7,6 +7,10 @@
     model.run(["a.mp4", "b/", "data_bins/x/frames.lmdb:ID"])   # one Result per input, errors included
     model.plot("my_video.mp4", "alignment.png")   # CTC gloss posteriors under the frames (sign2gloss, sign2text)
 
+A sign2text bundle of a model trained without glosses (``slt-binarise --no-glosses``) has no gloss classifier: it
+translates, recognises nothing, and its plot is the translator's cross-attention of the first decoding steps over the
+clip's time steps.
+
 Inputs are video files (decoded with PyAV), frame folders, or ``STORE.lmdb:ID`` clips of a binarised dataset. Each
 is preprocessed as in evaluation: frames resized to the bundle's shorter side (as slt-binarise stored them), centre
 crop, frame count rounded up to a multiple of 4. Decoding is the same as fairseq-generate's: fairseq's beam search
@@ -40,13 +44,16 @@ class Result(NamedTuple):
 
 
 class Alignment(NamedTuple):
-    """One clip as the model recognised it: what :meth:`SignTranslator.alignment` returns and plots draw."""
+    """One clip as the model recognised it: what :meth:`SignTranslator.alignment` returns and plots draw. A model
+    without a gloss classifier has no gloss posteriors, tokens or glosses (None), but the translator's attention."""
     input: str
     frames: torch.Tensor  # uint8 T×3×crop×crop, as the model saw them
-    log_probs: torch.Tensor  # T'×V CTC log-posteriors of the glosses, T' = T/4 steps
-    tokens: List[int]  # the decoded glosses, ids of SignTranslator.gloss_dictionary
-    glosses: str
+    log_probs: Optional[torch.Tensor]  # T'×V CTC log-posteriors of the glosses, T' = T/4 steps
+    tokens: Optional[List[int]]  # the decoded glosses, ids of SignTranslator.gloss_dictionary
+    glosses: Optional[str]
     text: Optional[str] = None
+    attention: Optional[torch.Tensor] = None  # S×T' cross-attention of the first S decoding steps (no classifier)
+    pieces: Optional[List[str]] = None  # the S sub-words those steps wrote
 
 
 #: what bundle.json must hold, whatever the task
@@ -101,7 +108,8 @@ class BundleKind:
         return self.translator.load_clip(source)
 
     def decode(self, items: list) -> list:
-        """(glosses, text, gloss ids, T'×V CTC log-posteriors) per item."""
+        """(glosses, text, gloss ids, T'×V CTC log-posteriors) per item, and for a model without a gloss
+        classifier (None, text, None, None, S×T' cross-attention, S sub-words)."""
         raise NotImplementedError
 
 
@@ -124,18 +132,42 @@ class SignToGloss(BundleKind):
 class SignToText(BundleKind):
     task_name = "sign2text"
     required_fields = ("crop_size", "shorter_side")
+    attention_steps = 12  # decoding steps a plot of a model without a gloss classifier draws
+
+    @property
+    def writes_glosses(self):
+        """Whether the model recognises glosses: not when it was trained on a corpus without them."""
+        return getattr(self.translator.model, "has_gloss_classifier", True)
 
     def gloss_dictionary(self):
-        return self.translator.task.ctc_dict
+        return self.translator.task.ctc_dict if self.writes_glosses else None
 
     def decode(self, clips):
         t = self.translator
         # the glosses come with the hypotheses; the posteriors (for plots) are those of the same encoder pass
         hypos = t.generator.generate([t.model], {"id": torch.arange(len(clips)), "nsentences": len(clips),
                                                  "net_input": t.net_input(clips)})
+        if not self.writes_glosses:
+            return [(None, t.text(best["tokens"]), None, None, *self.attention(best, steps))
+                    for (best, *_), steps in zip(hypos, self.visual_steps())]
         return [(t.gloss_dictionary.string(best["glosses"]), t.text(best["tokens"]), best["glosses"].tolist(),
                  log_probs.clone())  # a copy: an Alignment kept does not hold the whole batch
                 for (best, *_), log_probs in zip(hypos, t.generator.gloss_posteriors())]
+
+    def visual_steps(self) -> List[int]:
+        """Each clip's number of encoder steps T' in the batch just decoded (its sources: T' vectors, </s>, tag)."""
+        padding = self.translator.generator.model.last_encoder_outs[0]["ctc_padding_mask"][0]
+        return (~padding).sum(dim=1).tolist()
+
+    def attention(self, hypo: dict, steps: int):
+        """(S×T' cross-attention of the first S decoding steps over the clip's visual steps, the S sub-words)."""
+        attention = hypo.get("attention")
+        if attention is None or attention.numel() == 0:
+            return None, None
+        count = min(self.attention_steps, len(hypo["tokens"]))
+        tokens = hypo["tokens"][:count].tolist()
+        pieces = [self.translator.task.target_dictionary[i] for i in tokens]
+        return attention[:steps, :count].t().float().cpu().clone(), pieces
 
 
 class GlossToText(BundleKind):
@@ -262,8 +294,8 @@ class SignTranslator:
                         for k, source in enumerate(chunk)]
             if on_alignment is not None:
                 for k, clip in items:
-                    glosses, text, tokens, log_probs = decoded[k]
-                    on_alignment(start + k, Alignment(chunk[k], clip, log_probs, tokens, glosses, text))
+                    glosses, text, tokens, log_probs, *attention = decoded[k]
+                    on_alignment(start + k, Alignment(chunk[k], clip, log_probs, tokens, glosses, text, *attention))
             if progress is not None:
                 progress(len(chunk))
         return results
@@ -276,8 +308,11 @@ class SignTranslator:
 
     def recognize(self, source: str) -> str:
         """The glosses of one input (sign2gloss or sign2text)."""
-        if not self.handler.writes_glosses:
+        if not self.handler.reads_video:
             raise BundleError(f"{self.bundle} is a {self.kind} bundle: it reads glosses, use translate()")
+        if not self.handler.writes_glosses:
+            raise BundleError(f"{self.bundle} was trained without glosses and has no gloss classifier: it "
+                              "translates, use translate()")
         return self._one(source).glosses
 
     def alignment(self, source: str) -> Alignment:
@@ -295,11 +330,16 @@ class SignTranslator:
 
     def plot_alignment(self, alignment: Alignment, path: str, **kwargs) -> str:
         """Write the PNG of an alignment; ``kwargs`` go to :func:`slt_plugins.alignment_plot.plot_alignment`
-        (title, thumbnails, width_px, height_px, dpi …). The default title is the input and its text."""
-        from slt_plugins.alignment_plot import plot_alignment
+        (title, thumbnails, width_px, height_px, dpi …), or for a model without a gloss classifier to
+        :func:`~slt_plugins.alignment_plot.plot_attention`. The default title is the input and its text."""
+        from slt_plugins.alignment_plot import plot_alignment, plot_attention
 
         kwargs.setdefault("title", alignment.input if alignment.text is None else
                           f"{alignment.input}: \"{alignment.text}\"")
+        if alignment.log_probs is None:
+            if alignment.attention is None:
+                raise ValueError("the model returned no cross-attention to draw (it has no gloss classifier either)")
+            return plot_attention(alignment.frames, alignment.attention, alignment.pieces, path, **kwargs)
         return plot_alignment(alignment.frames, alignment.log_probs, self.gloss_dictionary, alignment.tokens, path,
                               **kwargs)
 

@@ -80,6 +80,22 @@ def learnable_demo_bin(root, train=24, dev=6, test=12):
     return root / "bin"
 
 
+def gloss_free_demo_bin(root, train=24, dev=6, test=12):
+    """The learnable corpus (same glosses, seed and sizes: the same clips and texts) written and binarised as a corpus
+    without glosses (How2Sign-style TSVs, ``--no-glosses``) into ``root/bin``; returns that path."""
+    from tools.binarise import main as binarise_main
+    from tools.make_demo_data import main as make_demo_data
+
+    assert make_demo_data(["--out", str(root / "raw"), "--train", str(train), "--dev", str(dev), "--test", str(test),
+                           "--frame-size", "32", "32", "--workers", "1", "--glosses", *LEARNABLE_GLOSSES,
+                           "--no-glosses"]) in (None, 0)
+    manifests = [f"--manifest={split}={root / 'raw' / 'annotations' / f'{split}.tsv'}" for split in ("train", "dev",
+                                                                                                     "test")]
+    assert binarise_main(["tsv", "--no-glosses", *manifests, "--out", str(root / "bin"), "--frame-size", "0",
+                          "--language", "de", "--workers", "1"]) == 0
+    return root / "bin"
+
+
 def free_port():
     """A TCP port nobody listens on, for a torch.distributed rendezvous."""
     with socket.socket() as s:

@@ -5,6 +5,9 @@ model ``spm.model`` with ``dict.text.txt``, and ``meta.json``. Everything is bui
 and renamed into place at the end, so an interrupted run leaves an earlier ``NAME`` as it was. An existing ``NAME``
 is replaced only if slt-binarise wrote it (or with ``--overwrite``), and never when it holds or lies inside an input.
 
+A corpus without glosses (How2Sign, YouTube-ASL, OpenASL) is declared with ``--no-glosses``: its gloss cells must be
+empty (a TSV may lack the column), and ``meta.json`` records ``"glosses": false`` for the tasks (docs/gloss_free.md).
+
 Values that become file names or store keys are checked: a split is a plain name, an id holds no '/' or control
 character and fits an LMDB key. With ``--skip-invalid`` bad rows go to ``skipped.tsv``; of an id given twice the
 first copy whose clip can be read is kept, and ``skipped.tsv`` names it for every other copy.
@@ -175,10 +178,13 @@ OWNER = Owner("slt-binarise", "meta.json", "tool")
 
 def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_size: Optional[int] = 256,
              jpeg_quality: int = 90, workers: int = 1, text_vocab_size: int = 2000,
-             skip_invalid: bool = False, inputs: Sequence[str] = (), overwrite: bool = False) -> dict:
-    """``inputs``: the annotation files and frame roots, which ``out`` may neither hold nor lie inside (nor any
-    clip's source); an existing ``out`` that is not an earlier output of slt-binarise is replaced only with
-    ``overwrite``."""
+             skip_invalid: bool = False, inputs: Sequence[str] = (), overwrite: bool = False,
+             glosses: bool = True) -> dict:
+    """``glosses=False``: the corpus was declared without glosses (``--no-glosses``; the readers have checked that
+    every gloss cell is empty): ``dict.gloss.txt`` then holds only the special symbols and ``meta.json`` records
+    ``"glosses": false``, which the tasks that need glosses refuse. ``inputs``: the annotation files and frame
+    roots, which ``out`` may neither hold nor lie inside (nor any clip's source); an existing ``out`` that is not an
+    earlier output of slt-binarise is replaced only with ``overwrite``."""
     started = time.time()
     utterances, invalid = collect(records, skip_invalid)
     sources = [*inputs, *(u.source for u in utterances if u.source)]
@@ -219,6 +225,7 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
             "splits": {split: len(items) for split, items in sorted(splits.items())},
             "frames": {"stored": with_frames, "total": sum(n_frames.values()), "shorter_side": frame_size or None,
                        "jpeg_quality": jpeg_quality},
+            "glosses": glosses,
             "gloss_types": len(gloss_dict) - gloss_dict.nspecial,
             "text_pieces": len(text_dict) - text_dict.nspecial,
             "skipped": len(invalid),
@@ -243,9 +250,9 @@ def _tsv_manifests(manifests: List[str]) -> List[Tuple[str, str]]:
     return result
 
 
-def _tsv_records(manifests: List[Tuple[str, str]]):
+def _tsv_records(manifests: List[Tuple[str, str]], glosses: bool):
     for split, path in manifests:
-        yield from read_tsv(path, split or None)
+        yield from read_tsv(path, split or None, glosses)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--text-vocab-size", type=int, default=2000,
                        help="upper bound on the sentencepiece vocabulary of the text")
         p.add_argument("--language", default=language, help=f"language of the text (default: {language})")
+        p.add_argument("--no-glosses", dest="glosses", action="store_false",
+                       help="the corpus has no glosses (video and text only: How2Sign, YouTube-ASL, OpenASL): every "
+                            "gloss cell must be empty (or the TSV's gloss column absent), meta.json says so, and only "
+                            "sign2text with --ctc-weight 0 trains on it. Without this option an empty gloss is an "
+                            "invalid row")
         return p
 
     p = add("phoenix-2014t", "RWTH-PHOENIX-Weather 2014T: PHOENIX-2014-T.<split>.corpus.csv files", "de")
@@ -278,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("csl-daily", "CSL-Daily: sentence_label/csl2020ct_v2.pkl and split_1.txt", "zh")
     p.add_argument("--annotations", required=True, help="CSL-Daily's sentence_label folder")
     p.add_argument("--frames", help="folder with one frame folder per sentence (omit: annotations only)")
-    p = add("tsv", "any corpus: a TSV with the columns id, video, gloss, text, signer [, split]", "und")
+    p = add("tsv", "any corpus: a TSV with the columns id, video, gloss, text, signer [, split] (no gloss column "
+                   "with --no-glosses)", "und")
     p.add_argument("--manifest", required=True, action="append", metavar="[SPLIT=]FILE",
                    help="the TSV; repeat as train=a.tsv dev=b.tsv, or give one file with a split column")
     return parser
@@ -290,18 +303,20 @@ def main(argv=None):
     try:
         if args.format == "tsv":
             manifests = _tsv_manifests(args.manifest)
-            records, inputs = _tsv_records(manifests), [path for _, path in manifests]
+            records, inputs = _tsv_records(manifests, args.glosses), [path for _, path in manifests]
         else:
             read = read_phoenix if args.format == "phoenix-2014t" else read_csl_daily
-            records, inputs = read(args.annotations, args.frames), [args.annotations, args.frames]
+            records, inputs = read(args.annotations, args.frames, args.glosses), [args.annotations, args.frames]
         meta = binarise(records, args.out, source=source, language=args.language, frame_size=args.frame_size,
                         jpeg_quality=args.jpeg_quality, workers=args.workers, text_vocab_size=args.text_vocab_size,
-                        skip_invalid=args.skip_invalid, inputs=inputs, overwrite=args.overwrite)
+                        skip_invalid=args.skip_invalid, inputs=inputs, overwrite=args.overwrite,
+                        glosses=args.glosses)
     except (BinariseError, CorpusError, ClipReadError, OutputError, ManifestError) as e:
         print(f"slt-binarise: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
-    print(f"{args.out}: {splits}; {meta['frames']['total']} frames; {meta['gloss_types']} glosses, "
+    glosses = f"{meta['gloss_types']} glosses" if meta["glosses"] else "no glosses"
+    print(f"{args.out}: {splits}; {meta['frames']['total']} frames; {glosses}, "
           f"{meta['text_pieces']} text pieces; {meta['skipped']} skipped; {meta['seconds']} s")
     return 0
 

@@ -75,10 +75,18 @@ def id_problem(id_: str) -> Optional[str]:
     return None
 
 
-def _check(u: Utterance) -> Record:
-    for column in ("id", "gloss", "text"):
+def _check(u: Utterance, glosses: bool = True) -> Record:
+    """``glosses``: the corpus has glosses (else it was declared without them, ``--no-glosses``, and a gloss given
+    anyway stops the run: the declaration and the file disagree, which skipping rows would hide)."""
+    if not glosses and u.gloss:
+        raise CorpusError(f"{u.origin}: gloss {u.gloss[:40]!r} given, but --no-glosses declares a corpus without "
+                          "glosses; drop --no-glosses, or empty the gloss column")
+    for column in ("id", "gloss", "text") if glosses else ("id", "text"):
         if not getattr(u, column):
-            return InvalidRow(u.origin, u.id, f"empty {column}; fill it in or drop the row (--skip-invalid)")
+            fix = "fill it in or drop the row (--skip-invalid)"
+            if column == "gloss":
+                fix += ", or binarise with --no-glosses if the corpus has none"
+            return InvalidRow(u.origin, u.id, f"empty {column}; {fix}")
     problem = id_problem(u.id) or split_problem(u.split)
     for column in ("signer", "gloss", "text"):
         if not problem and any(unicodedata.category(c) == "Cc" for c in getattr(u, column)):
@@ -143,7 +151,7 @@ def phoenix_frame_folder(frames: str, split: str, name: str, video: str) -> str:
     return candidates[0]
 
 
-def read_phoenix(annotations: str, frames: Optional[str]) -> Iterator[Record]:
+def read_phoenix(annotations: str, frames: Optional[str], glosses: bool = True) -> Iterator[Record]:
     for path in phoenix_annotation_files(annotations):
         split = phoenix_split(path)
         rows = _rows(path, "|")
@@ -161,7 +169,7 @@ def read_phoenix(annotations: str, frames: Optional[str]) -> Iterator[Record]:
                 continue
             name, video, _, _, speaker, orth, translation = row
             utterance = _check(Utterance(split, name.strip(), speaker.strip(), _clean(orth), _clean(translation),
-                                         None, origin))
+                                         None, origin), glosses)
             if frames and isinstance(utterance, Utterance):  # a checked name cannot lead out of the frame root
                 utterance.source = phoenix_frame_folder(frames, split, utterance.id, video)
             yield utterance
@@ -177,7 +185,7 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain data is accepted")
 
 
-def read_csl_daily(annotations: str, frames: Optional[str]) -> Iterator[Record]:
+def read_csl_daily(annotations: str, frames: Optional[str], glosses: bool = True) -> Iterator[Record]:
     """``annotations`` holds ``csl2020ct_v2.pkl`` (``info``: name, length, label_gloss, label_char, signer) and
     ``split_1.txt`` (``name|split``); frames are ``<frames>/<name>/*.jpg``. The text is the sentence's
     characters joined, as in the corpus."""
@@ -211,7 +219,7 @@ def read_csl_daily(annotations: str, frames: Optional[str]) -> Iterator[Record]:
         gloss = " ".join(item.get("label_gloss", []))
         text = "".join(item.get("label_char", []))
         utterance = _check(Utterance(split, name, f"Signer{item.get('signer', '')}", _clean(gloss), _clean(text),
-                                     None, origin))
+                                     None, origin), glosses)
         if frames and isinstance(utterance, Utterance):  # a checked name cannot lead out of the frame root
             utterance.source = os.path.join(frames, name)
         yield utterance
@@ -248,18 +256,21 @@ def _csl_daily_entry_problem(item) -> Optional[str]:
 TSV_COLUMNS = ["id", "video", "gloss", "text", "signer"]
 
 
-def read_tsv(manifest: str, split: Optional[str] = None) -> Iterator[Record]:
+def read_tsv(manifest: str, split: Optional[str] = None, glosses: bool = True) -> Iterator[Record]:
     """A TSV with header ``id video gloss text signer`` (and an optional ``split`` column); ``video`` is a video
-    file or a frame folder relative to the TSV, or empty for annotations only."""
+    file or a frame folder relative to the TSV, or empty for annotations only. A corpus without glosses
+    (``glosses=False``: How2Sign, YouTube-ASL, OpenASL) may leave the ``gloss`` column out, or leave it empty."""
     if not os.path.isfile(manifest):
         raise CorpusError(f"{manifest}: no such file")
     root = os.path.dirname(os.path.abspath(manifest))
     rows = _rows(manifest, "\t")
     header = next(rows, (1, [], ""))[1] or []
-    missing = [c for c in TSV_COLUMNS if c not in header]
+    required = TSV_COLUMNS if glosses else [c for c in TSV_COLUMNS if c != "gloss"]
+    missing = [c for c in required if c not in header]
     if missing:
         raise CorpusError(f"{manifest}, row 1: header lacks {', '.join(missing)}; "
-                          f"expected the columns {' '.join(TSV_COLUMNS)} [split]")
+                          f"expected the columns {' '.join(required)} [split]"
+                          + ("; a corpus without glosses: pass --no-glosses" if missing == ["gloss"] else ""))
     index = {name: i for i, name in enumerate(header)}
     for row_no, row, problem in rows:
         origin = f"{manifest}, row {row_no}"
@@ -272,6 +283,7 @@ def read_tsv(manifest: str, split: Optional[str] = None) -> Iterator[Record]:
             continue
         video = row[index["video"]].strip()
         row_split = split or (row[index["split"]].strip() if "split" in index else "") or "train"
+        gloss = _clean(row[index["gloss"]]) if "gloss" in index else ""
         yield _check(Utterance(row_split, row[index["id"]].strip(), row[index["signer"]].strip(),
-                               _clean(row[index["gloss"]]), _clean(row[index["text"]]),
-                               os.path.join(root, video) if video else None, origin))
+                               gloss, _clean(row[index["text"]]),
+                               os.path.join(root, video) if video else None, origin), glosses)

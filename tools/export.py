@@ -83,10 +83,12 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
     if task == "sign2text" and settings["input"] == "features":
         if not backbone_checkpoint:
             raise ExportError(f"{checkpoint} reads cached features; pass --backbone-checkpoint with the sign2gloss "
-                              "checkpoint that made them, so the bundle can read video")
+                              "(or sign2text) checkpoint that made them, so the bundle can read video")
         backbone = checkpoint_utils.load_checkpoint_to_cpu(backbone_checkpoint)
         weights = {f"encoder.sign.{k[len('encoder.'):]}": v for k, v in backbone["model"].items()
-                   if k.startswith("encoder.backbone.")}
+                   if k.startswith("encoder.backbone.")}  # a sign2gloss checkpoint's
+        weights.update({k: v for k, v in backbone["model"].items()  # a sign2text one's (with or without glosses)
+                        if k.startswith("encoder.sign.backbone.")})
         if not weights:
             raise ExportError(f"--backbone-checkpoint {backbone_checkpoint} has no visual backbone")
         state["model"].update(weights)
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
                    "folder that is not a bundle is refused unless --overwrite, one holding an input always")
     p.add_argument("--overwrite", action="store_true", help="replace --out even if it is not a bundle")
     p.add_argument("--data", default="", help="the binarised dataset (default: the one in the checkpoint)")
-    p.add_argument("--backbone-checkpoint", default="", help="sign2text on features: the sign2gloss checkpoint")
+    p.add_argument("--backbone-checkpoint", default="", help="sign2text on features: the sign2gloss (or sign2text) "
+                   "checkpoint whose backbone made them")
     args = p.parse_args(argv)
     from tools.atomic import OutputError
 

@@ -15,7 +15,10 @@ beside the data. Training Sign2Text on these (``--input features``) is SingleStr
 - distributed: under ``torchrun --nproc_per_node N`` each process takes every N-th clip on its own GPU and all
   write into the same store (LMDB serialises the commits); process 0 writes the index.
 
-A joint (sign2text) checkpoint works too: its sign encoder holds the same backbone.
+A joint (sign2text) checkpoint works too: its sign encoder holds the same backbone, also when it was trained
+without glosses. Without any checkpoint, ``--backbone NAME --backbone-weights FILE`` runs a registered backbone
+from its weights file alone (the S3D Kinetics-400 file: the first stage of the gloss-free recipe, where no
+Sign2Gloss model exists); ``--backbone-args`` and ``--crop-size`` then say how it is built and what it sees.
 """
 
 import argparse
@@ -43,6 +46,40 @@ def sign_encoder(model):
         raise ExtractError("the checkpoint's model has no visual backbone (it was trained on features); give a "
                            "checkpoint trained on frames")
     return encoder
+
+
+class BackboneOnly(torch.nn.Module):
+    """A visual backbone by itself, with the sign encoder's ``visual_features`` (what training on frames sees)."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def visual_features(self, frames: torch.Tensor, frame_lengths: torch.Tensor):
+        x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
+        return self.backbone(x, frame_lengths)
+
+
+def load_backbone(name: str, weights: str, options: str, crop_size: int):
+    """(a backbone by registered name with its weights file, a config whose ``task.crop_size`` is ``crop_size``)."""
+    import ast
+    from types import SimpleNamespace
+
+    from registry import RegistryError, build_visual_backbone
+
+    if not os.path.isfile(weights):
+        raise ExtractError(f"--backbone-weights {weights}: no such file")
+    try:
+        values = ast.literal_eval(options or "{}")
+    except (ValueError, SyntaxError):
+        values = None
+    if not isinstance(values, dict):
+        raise ExtractError(f"--backbone-args {options!r}: not a dict literal such as \"{{'output_dim': 64}}\"")
+    try:
+        backbone = build_visual_backbone(name, dict(values, pretrained=weights))
+    except (RegistryError, ValueError, RuntimeError) as e:
+        raise ExtractError(f"--backbone {name} --backbone-weights {weights}: {str(e).splitlines()[0]}") from None
+    return BackboneOnly(backbone), SimpleNamespace(task=SimpleNamespace(crop_size=crop_size))
 
 
 def load_checkpoint(path: str, data: str):
@@ -106,9 +143,14 @@ def file_sha256(path: str) -> str:
 def extraction_settings(args, cfg, encoder) -> Dict:
     """Everything the stored values depend on: the checkpoint's bytes, the backbone, the crop, the precision and the
     batching (a 3D backbone sees the padding of a batch)."""
-    return {"checkpoint_sha256": file_sha256(args.checkpoint), "backbone": encoder.backbone.__registry_name__,
+    return {"checkpoint_sha256": file_sha256(weights_file(args)), "backbone": encoder.backbone.__registry_name__,
             "crop_size": int(cfg.task.crop_size), "fp16": bool(args.fp16), "batch_size": int(args.batch_size),
             "max_frames": int(args.max_frames)}
+
+
+def weights_file(args) -> str:
+    """The file the features' values come from: the checkpoint, or the backbone's weights."""
+    return args.checkpoint or args.backbone_weights
 
 
 def check_resume(partial: str, settings: Dict) -> None:
@@ -169,7 +211,10 @@ def extract(args) -> Dict:
     from slt_plugins.data.sign_dataset import SignFrameDataset
 
     rank, world, device = setup_distributed()
-    encoder, cfg = load_checkpoint(args.checkpoint, args.data)
+    if args.checkpoint:
+        encoder, cfg = load_checkpoint(args.checkpoint, args.data)
+    else:
+        encoder, cfg = load_backbone(args.backbone, args.backbone_weights, args.backbone_args, args.crop_size)
     name = args.name or encoder.backbone.__registry_name__
     final = os.path.join(args.data, "features", f"{name}.lmdb")
     partial = final + ".partial"
@@ -224,7 +269,7 @@ def extract(args) -> Dict:
     if rank == 0:
         missing = len(rows) - write_index(partial, {
             "dim": int(encoder.backbone.output_dim), "dtype": "float16", "backbone": encoder.backbone.__registry_name__,
-            "crop_size": int(cfg.task.crop_size), "checkpoint": os.path.abspath(args.checkpoint),
+            "crop_size": int(cfg.task.crop_size), "checkpoint": os.path.abspath(weights_file(args)),
             "extraction": settings})
         if missing > 0:
             raise ExtractError(f"{partial}: {missing} clips are missing after extraction; run again to resume")
@@ -250,7 +295,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="slt-extract-features", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    p.add_argument("--checkpoint", required=True, help="a sign2gloss (or sign2text) checkpoint trained on frames")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a sign2gloss (or sign2text) checkpoint trained on frames")
+    source.add_argument("--backbone", help="instead of a checkpoint: a registered visual backbone (s3d, …), with "
+                        "--backbone-weights")
+    p.add_argument("--backbone-weights", help="with --backbone: its weights, e.g. S3D_kinetics400.pt")
+    p.add_argument("--backbone-args", default="{}", help="with --backbone: its options as a dict literal")
+    p.add_argument("--crop-size", type=int, default=224, help="with --backbone: the centre crop it sees (default: "
+                   "224; a checkpoint brings its own)")
     p.add_argument("--data", required=True, help="the binarised dataset (data_bins/NAME) with frames.lmdb")
     p.add_argument("--name", default="", type=_plain_name,
                    help="features/<name>.lmdb (default: the backbone's name, e.g. s3d)")
@@ -264,6 +316,8 @@ def main(argv=None) -> int:
                    help="extract again over a finished store (or replace a folder there that is not a store)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if args.backbone and not args.backbone_weights:
+        p.error("--backbone needs --backbone-weights (features of a random backbone would mean nothing)")
     import slt_plugins  # noqa: F401  (registers the tasks and models the checkpoint names)
     from slt_plugins.safe_checkpoint import CheckpointError
 

@@ -9,6 +9,13 @@ Phoenix-2014T, the binariser reads it with the Phoenix reader and no special cas
 
 Binarise it with ``slt-binarise`` pointing the Phoenix reader at ``OUT/annotations`` and ``OUT/frames``.
 
+With ``--no-glosses`` the same corpus (same seed: the same clips and texts) is written as a corpus without glosses
+is distributed (How2Sign, YouTube-ASL: video and text only), one How2Sign-style TSV per split::
+
+    OUT/annotations/<split>.tsv      id  video  text  signer      (video: the frame folder, relative to the TSV)
+
+for ``slt-binarise tsv --no-glosses --manifest train=OUT/annotations/train.tsv …``.
+
 What is in it, and why:
 
 * Vocabulary: 28 German weather-forecast glosses (time, region, weather, intensity, temperature, numbers, BIS,
@@ -434,8 +441,19 @@ def write_clip(job: ClipJob) -> int:
     return len(frames)
 
 
-def write_annotations(folder: str, utterances: Sequence[Utterance]) -> None:
+GLOSS_FREE_HEADER = ["id", "video", "text", "signer"]
+
+
+def write_annotations(folder: str, utterances: Sequence[Utterance], glosses: bool = True) -> None:
     os.makedirs(folder)
+    if not glosses:
+        for split in SPLITS:
+            with open(os.path.join(folder, f"{split}.tsv"), "w", encoding="utf-8", newline="") as f:
+                writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+                writer.writerow(GLOSS_FREE_HEADER)
+                writer.writerows([u.name, f"../frames/{split}/{u.name}", u.sentence.text, u.signer.name]
+                                 for u in utterances if u.split == split)
+        return
     for split in SPLITS:
         path = os.path.join(folder, f"PHOENIX-2014-T.{split}.corpus.csv")
         with open(path, "w", encoding="utf-8", newline="") as f:
@@ -451,12 +469,13 @@ OWNER = Owner("slt-make-demo-data", MARKER, "generator")
 
 
 def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int,
-          overwrite: bool = False, glosses: Sequence[str] = GLOSSES) -> Dict[str, int]:
+          overwrite: bool = False, glosses: Sequence[str] = GLOSSES, write_glosses: bool = True) -> Dict[str, int]:
     """Write the corpus to ``out`` atomically (tools/atomic.py); returns the frame count per split. An existing
-    ``out`` that is not a demo corpus is refused unless ``overwrite``."""
+    ``out`` that is not a demo corpus is refused unless ``overwrite``. ``write_glosses=False``: annotations as a
+    corpus without glosses (How2Sign-style TSVs); the clips and texts are the same."""
     with staging(out, OWNER, overwrite=overwrite) as tmp:
         utterances = plan_corpus(seed, sizes, glosses)
-        write_annotations(os.path.join(tmp, "annotations"), utterances)
+        write_annotations(os.path.join(tmp, "annotations"), utterances, write_glosses)
         jobs = [ClipJob(u, os.path.join(tmp, "frames", u.split, u.name), seed, height, width) for u in utterances]
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
@@ -465,7 +484,7 @@ def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, w
             lengths = [write_clip(job) for job in jobs]
         frames = {split: sum(n for u, n in zip(utterances, lengths) if u.split == split) for split in SPLITS}
         meta = {"generator": "slt-make-demo-data", "seed": seed, "frame_size": [height, width],
-                "samples": sizes, "frames": frames, "glosses": list(glosses),
+                "samples": sizes, "frames": frames, "glosses": list(glosses), "annotated_glosses": write_glosses,
                 "text_vocabulary": sorted({w for u in utterances for w in u.sentence.text.split()})}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False, indent=1)
@@ -502,6 +521,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="frame height and width in pixels")
     parser.add_argument("--glosses", nargs="+", choices=GLOSSES, default=list(GLOSSES), metavar="GLOSS",
                         help="write sentences of these glosses only (a small vocabulary learnt in seconds, for tests)")
+    parser.add_argument("--no-glosses", dest="write_glosses", action="store_false",
+                        help="write the annotations as a corpus without glosses: OUT/annotations/<split>.tsv with "
+                             "id, video, text, signer (How2Sign-style), for slt-binarise tsv --no-glosses; the clips "
+                             "and texts are those of the same seed with glosses")
     parser.add_argument("--workers", type=_count(1), default=min(2, os.cpu_count() or 1),
                         help="processes that render and write frames (the output does not depend on it)")
     return parser.parse_args(argv)
@@ -513,11 +536,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     start = time.perf_counter()
     try:
         frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers, overwrite=args.overwrite,
-                       glosses=args.glosses)
+                       glosses=args.glosses, write_glosses=args.write_glosses)
     except (FileExistsError, ValueError) as e:
         sys.exit(f"slt-make-demo-data: error: {e}")
     counts = ", ".join(f"{split} {sizes[split]} ({frames[split]} frames)" for split in SPLITS)
-    print(f"wrote {os.path.abspath(args.out)}: {counts}; {len(args.glosses)} glosses; "
+    print(f"wrote {os.path.abspath(args.out)}: {counts}; {len(args.glosses)} glosses"
+          f"{'' if args.write_glosses else ' (not annotated)'}; "
           f"{time.perf_counter() - start:.1f} s")
 
 

@@ -10,7 +10,8 @@ that declares more than 4096×4096 pixels, or a clip of more than 2^30 pixels in
 (environment SLT_MAX_FRAME_PIXELS, SLT_MAX_CLIP_PIXELS to change the limits).
 
 ``--plot FILE.png`` draws each input's CTC gloss posteriors over time under thumbnails of its frames, the decoded
-glosses marked (sign2gloss and sign2text bundles). With one input the picture is FILE.png; with several it is
+glosses marked (sign2gloss and sign2text bundles); for a model trained without glosses (no gloss classifier), the
+translator's cross-attention of its first decoding steps over the clip's time steps. With one input the picture is FILE.png; with several it is
 FILE-1.png, FILE-2.png …, numbered by the input's position on the command line. An input that fails has no picture.
 """
 
@@ -34,8 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
     p.add_argument("--json", action="store_true", help="one JSON object per input and line")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the gloss posteriors under the frames into FILE.png "
-                   "(several inputs: FILE-1.png, FILE-2.png … by position; see below)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the gloss posteriors (without a gloss classifier: the "
+                   "translator's attention) under the frames into FILE.png (several inputs: FILE-1.png, FILE-2.png … "
+                   "by position; see below)")
     args = p.parse_args(argv)
 
     import slt_plugins  # noqa: F401  (registers the tasks and models)

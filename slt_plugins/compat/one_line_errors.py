@@ -2,11 +2,12 @@
 
 Fixes: fairseq-train and fairseq-generate let every exception end the process with a traceback. The errors this
 toolkit raises for a bad file (:class:`~slt_plugins.safe_checkpoint.CheckpointError`,
-:class:`~slt_plugins.data.lmdb_store.StoreError`, :class:`~slt_plugins.data.video_io.ClipReadError`) already name the
-file, the reason and the fix: when one of them (or an exception raised from one, as fairseq re-raises some) reaches
-the top, ``sys.excepthook`` prints ``PROGRAM: error: MESSAGE`` and the exit status is 1, as for any uncaught
-exception. One raised in a data-loader worker comes back with the worker's traceback in its message: only its last
-line is kept. Every other exception keeps its traceback.
+:class:`~slt_plugins.data.lmdb_store.StoreError`, :class:`~slt_plugins.data.video_io.ClipReadError`,
+:class:`~slt_plugins.data.dataset_meta.NoGlossesError`) already name the file, the reason and the fix: when one
+of them (or an exception raised from one, as fairseq re-raises some) reaches the top, ``sys.excepthook`` prints
+``PROGRAM: error: MESSAGE`` and the exit status is 1, as for any uncaught exception. One raised in a data-loader
+worker comes back with the worker's traceback in its message: only its last line is kept. Every other exception
+keeps its traceback.
 
 Versions: fairseq 0.12.x (``fairseq_cli/*.py`` catch nothing), any torch.
 Removable when: fairseq's entry points report exceptions of a declared user-error type in one line themselves.
@@ -51,10 +52,11 @@ def one_line_excepthook(previous):
 
 def install() -> None:
     global ONE_LINE_ERRORS
+    from slt_plugins.data.dataset_meta import NoGlossesError
     from slt_plugins.data.lmdb_store import StoreError
     from slt_plugins.data.video_io import ClipReadError
     from slt_plugins.safe_checkpoint import CheckpointError
 
-    ONE_LINE_ERRORS = (CheckpointError, StoreError, ClipReadError)
+    ONE_LINE_ERRORS = (CheckpointError, StoreError, ClipReadError, NoGlossesError)
     if not getattr(sys.excepthook, "prints_toolkit_errors_in_one_line", False):
         sys.excepthook = one_line_excepthook(sys.excepthook)

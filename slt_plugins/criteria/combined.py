@@ -8,6 +8,9 @@ and scaled so that after fairseq's division it is the mean per utterance, as Sin
 recognition loss. Logged apart: ``translation_loss`` (per token), ``ctc_loss`` (per utterance), both in base 2
 like fairseq's losses, and in validation the greedy gloss ``wer`` (without any corpus clean-up: fairseq-generate's
 is the one to report).
+
+On a dataset without glosses (``slt-binarise --no-glosses``) only ``--ctc-weight 0`` is accepted, and the model (which
+then has no gloss classifier) is trained on the text alone; ``ctc_loss`` and ``wer`` are not logged.
 """
 
 import math
@@ -21,6 +24,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
                                                              LabelSmoothedCrossEntropyCriterionConfig)
 
 from slt_plugins.criteria.gloss_errors import greedy_gloss_errors, log_gloss_wer
+from slt_plugins.data.dataset_meta import NoGlossesError
 
 
 @dataclass
@@ -40,7 +44,12 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
         self.ctc_weight = ctc_weight
         self.translation_weight = translation_weight
         self.conv_ctc_weight = conv_ctc_weight
-        self.blank = task.ctc_dict.bos()
+        if task.ctc_dict is None:  # a dataset without glosses: nothing for CTC to learn from
+            for name, weight in (("ctc-weight", ctc_weight), ("conv-ctc-weight", conv_ctc_weight)):
+                if weight > 0:
+                    raise NoGlossesError(f"{task.cfg.data} has no glosses (binarised with --no-glosses), so there is "
+                                         f"no CTC target: pass --{name} 0")
+        self.blank = task.ctc_dict.bos() if task.ctc_dict is not None else None
 
     def forward(self, model, sample, reduce=True):
         return self.combined_loss(model, model(**sample["net_input"]), sample, reduce)
@@ -51,13 +60,17 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
         nsentences = sample["target"].size(0)
         sample_size = nsentences if self.sentence_avg else sample["ntokens"]
 
+        loss = self.translation_weight * translation_loss
+        if self.blank is None or (self.ctc_weight == 0 and "ctc_logits" not in net_output[1]):
+            # text alone: no glosses in the data, or a model without a gloss classifier trained at weight 0
+            return self._logged(loss, nll_loss, translation_loss, model, net_output, sample, sample_size, nsentences)
         logits, padding_mask = model.get_ctc_output(net_output)  # T'×B×V, B×T'
         log_probs = utils.log_softmax(logits, dim=-1)
         input_lengths = (~padding_mask).long().sum(dim=1)
         with torch.backends.cudnn.flags(enabled=False):
             ctc_loss = F.ctc_loss(log_probs, sample["gloss_target"], input_lengths, sample["gloss_target_lengths"],
                                   blank=self.blank, reduction="sum", zero_infinity=True)
-        loss = self.translation_weight * translation_loss + self.ctc_weight * ctc_loss * (sample_size / nsentences)
+        loss = loss + self.ctc_weight * ctc_loss * (sample_size / nsentences)
         if "ctc_conv_logits" in net_output[1]:
             conv_log_probs = utils.log_softmax(net_output[1]["ctc_conv_logits"][0], dim=-1)
             with torch.backends.cudnn.flags(enabled=False):
@@ -66,23 +79,29 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
                                       zero_infinity=True)
             loss = loss + self.conv_ctc_weight * conv_ctc * (sample_size / nsentences)
 
-        logging_output = {
-            "loss": loss.data,
-            "nll_loss": nll_loss.data,
-            "translation_loss": translation_loss.data,
-            "ctc_loss": ctc_loss.data,
-            "ntokens": sample["ntokens"],
-            "nsentences": nsentences,
-            "sample_size": sample_size,
-        }
-        if self.report_accuracy:
-            n_correct, total = self.compute_accuracy(model, net_output, sample)
-            logging_output["n_correct"] = utils.item(n_correct.data)
-            logging_output["total"] = utils.item(total.data)
+        logging_output = {"ctc_loss": ctc_loss.data}
         if not model.training:
             errors, words = greedy_gloss_errors(log_probs, input_lengths, sample["gloss_target"],
                                                 sample["gloss_target_lengths"], self.blank)
             logging_output["_gloss_errors"], logging_output["_gloss_words"] = errors, words
+        return self._logged(loss, nll_loss, translation_loss, model, net_output, sample, sample_size, nsentences,
+                            logging_output)
+
+    def _logged(self, loss, nll_loss, translation_loss, model, net_output, sample, sample_size, nsentences,
+                extra=None):
+        """(loss, sample size, logging output) with the terms every batch logs, and ``extra``."""
+        logging_output = dict(extra or {}, **{
+            "loss": loss.data,
+            "nll_loss": nll_loss.data,
+            "translation_loss": translation_loss.data,
+            "ntokens": sample["ntokens"],
+            "nsentences": nsentences,
+            "sample_size": sample_size,
+        })
+        if self.report_accuracy:
+            n_correct, total = self.compute_accuracy(model, net_output, sample)
+            logging_output["n_correct"] = utils.item(n_correct.data)
+            logging_output["total"] = utils.item(total.data)
         return loss, sample_size, logging_output
 
     @classmethod
@@ -95,5 +114,7 @@ class CombinedCriterion(LabelSmoothedCrossEntropyCriterion):
         ntokens, nsentences = total("ntokens"), total("nsentences")
         metrics.log_scalar("translation_loss", total("translation_loss") / max(ntokens, 1) / math.log(2), ntokens,
                            round=3)
-        metrics.log_scalar("ctc_loss", total("ctc_loss") / max(nsentences, 1) / math.log(2), nsentences, round=3)
+        if any("ctc_loss" in log for log in logging_outputs):  # none without glosses
+            metrics.log_scalar("ctc_loss", total("ctc_loss") / max(nsentences, 1) / math.log(2), nsentences,
+                               round=3)
         log_gloss_wer(total)

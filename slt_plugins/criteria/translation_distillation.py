@@ -26,6 +26,7 @@ from fairseq.data import data_utils
 from omegaconf import MISSING
 
 from slt_plugins.criteria.combined import CombinedCriterion, CombinedCriterionConfig
+from slt_plugins.data.dataset_meta import NoGlossesError
 from slt_plugins.criteria.distillation_losses import feature_mse, posterior_kl
 from slt_plugins.models.kd.frozen_teacher import FrozenTeachers, load_teacher
 from slt_plugins.models.joint import build_translator
@@ -49,6 +50,9 @@ class TranslationDistillationCriterion(CombinedCriterion):
                  translation_weight=1.0, conv_ctc_weight=0.0, ignore_prefix_size=0, report_accuracy=False):
         super().__init__(task, sentence_avg, label_smoothing, ctc_weight, translation_weight, conv_ctc_weight,
                          ignore_prefix_size, report_accuracy)
+        if task.ctc_dict is None:  # the teacher reads each utterance's reference glosses
+            raise NoGlossesError(f"{task.cfg.data} has no glosses (binarised with --no-glosses), and the Gloss2Text "
+                                 "teacher of translation_distillation reads them; use --criterion combined")
         self.kl_weight, self.feature_weight, self.temperature = kd_kl_weight, kd_feature_weight, kd_temperature
         self.start_epoch = distill_start_epoch
         self.checked = False

@@ -4,7 +4,7 @@ fairseq's ``SequenceGenerator`` runs the encoder once per batch (``forward_encod
 keeps that output, so the gloss logits the joint encoder returned beside mBART's states are decoded afterwards
 without a second pass. The glosses travel with the hypotheses :meth:`Sign2TextGenerator.generate` returns: each
 hypothesis of an utterance holds its CTC gloss ids as ``glosses``. With several models the glosses come from the
-first.
+first. A model without a gloss classifier (trained on a corpus without glosses) gives the text alone.
 
 The beam search sizes its output by the input: ``--max-len-a`` multiplies the number of input steps (frames, or
 feature vectors), as fairseq's speech models do.
@@ -33,8 +33,10 @@ class Sign2TextGenerator(SequenceGenerator):
 
     def __init__(self, models, tgt_dict, gloss_dict, gloss_beam: int = 1, recognise_glosses: bool = True, **kwargs):
         super().__init__(_RememberingEnsemble(models), tgt_dict, **kwargs)
-        self.ctc = CTCSequenceGenerator(gloss_dict, beam=max(gloss_beam, 1))
-        self.recognise_glosses = recognise_glosses
+        self.ctc = CTCSequenceGenerator(gloss_dict, beam=max(gloss_beam, 1)) if gloss_dict is not None else None
+        # glosses need a gloss vocabulary (the dataset's) and a classifier (the first model's)
+        self.recognise_glosses = recognise_glosses and self.ctc is not None and getattr(
+            models[0], "has_gloss_classifier", True)
 
     @torch.no_grad()
     def generate(self, models, sample, **kwargs):

@@ -14,6 +14,13 @@ with ``--translator-args`` (those of ``mbart_translator``). Started from checkpo
 shapes, the two option strings override them (``"{'dropout': 0.3}"``), and the resolved options are saved in the
 joint checkpoint, which therefore loads without the two files.
 
+Without glosses (a dataset binarised with ``--no-glosses``) there is no Sign2Gloss checkpoint to start from: the
+visual side is a backbone alone (``--visual-args "{'visual_backbone': 's3d', 'backbone_pretrained':
+'S3D_kinetics400.pt'}"``, or from scratch), the translator an mBART (``--pretrained-mbart``: slt-prune-mbart's file
+or a Hugging Face MBart folder, with ``--vocab``) or from scratch, and the model has no gloss classifier
+(``gloss_classifier`` false, recorded in the checkpoint): its encoder output carries no CTC logits. Files read only
+to initialise (``backbone_pretrained``, ``--pretrained-mbart``) are not read again when a trained checkpoint loads.
+
 Parameters carry a ``param_group`` (``visual``, ``mapper``, ``translator``) for fairseq's ``composite`` optimizer:
 a learning rate and schedule per group (SingleStream-SLT: 1e-3 for the visual side and the mapper, 1e-5 for mBART).
 """
@@ -26,7 +33,7 @@ import os
 from argparse import Namespace
 from types import SimpleNamespace
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from fairseq import checkpoint_utils
@@ -58,6 +65,12 @@ class JointConfig(FairseqDataclass):
     vl_mapper: str = field(default="mlp", metadata={
         "help": "visual-language mapper by registered name: mlp (SingleStream-SLT's), gloss_embedding, …"})
     vl_mapper_args: str = field(default="{}", metadata={"help": "mapper options as a dict literal"})
+    pretrained_mbart: Optional[str] = field(default=None, metadata={
+        "help": "without a gloss2text checkpoint: start the translator from an mBART, the file slt-prune-mbart wrote "
+                "(train with --vocab set to its folder) or a Hugging Face MBart folder"})
+    gloss_classifier: Optional[bool] = field(default=None, metadata={
+        "help": "give the sign encoder a gloss classifier for CTC; default: when the dataset has glosses (a dataset "
+                "binarised with --no-glosses has none to classify)"})
 
 
 def _options(text: str, what: str) -> dict:
@@ -132,6 +145,33 @@ def resolve_from_checkpoints(cfg: JointConfig) -> Dict[str, Dict]:
     return states
 
 
+def decide_gloss_classifier(cfg, has_glosses: bool, from_checkpoint: bool) -> None:
+    """Record in ``cfg`` (and so in the checkpoint) whether the model has a gloss classifier: a new model has one when
+    its dataset has glosses; a checkpoint saved before the choice was recorded always has one."""
+    if cfg.gloss_classifier is None:
+        with open_dict(cfg) if OmegaConf.is_config(cfg) else _nothing():
+            cfg.gloss_classifier = has_glosses or from_checkpoint
+
+
+def forget_initial_weight_files(cfg) -> None:
+    """A model loaded from its own checkpoint brings its weights: drop the files that only initialised it (the
+    backbone's pretrained weights, the mBART), so that decoding elsewhere does not look for them."""
+    visual = _options(cfg.visual_args, "visual-args")
+    with open_dict(cfg) if OmegaConf.is_config(cfg) else _nothing():
+        if visual.pop("backbone_pretrained", None) is not None:
+            cfg.visual_args = repr(visual)
+        if getattr(cfg, "pretrained_mbart", None):
+            cfg.pretrained_mbart = None
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class JointEncoder(FairseqEncoder):
     """Sign encoder → mapper → the translator's encoder; returns mBART's encoder output plus the gloss logits."""
 
@@ -147,12 +187,13 @@ class JointEncoder(FairseqEncoder):
                 **unused):
         sign = self.sign(frames=frames, frame_lengths=frame_lengths, features=features,
                          feature_lengths=feature_lengths)
-        logits, padding_mask = sign["encoder_out"], sign["padding_mask"]  # T'×B×V, B×T'
-        mapped = self.mapper(sign["gloss_features"], logits.transpose(0, 1))
+        logits, padding_mask = sign.get("encoder_out"), sign["padding_mask"]  # T'×B×V (None: no classifier), B×T'
+        mapped = self.mapper(sign["gloss_features"], logits.transpose(0, 1) if logits is not None else None)
         tokens, embeddings = self.append_source_tokens(mapped, padding_mask)
         out = self.text(tokens, return_all_hiddens=return_all_hiddens, token_embeddings=embeddings)
-        out["ctc_logits"] = [logits]
-        out["ctc_padding_mask"] = [padding_mask]
+        if logits is not None:
+            out["ctc_logits"] = [logits]
+        out["ctc_padding_mask"] = [padding_mask]  # the clip's steps (T'), also without a classifier
         if "conv_logits" in sign:  # a sign encoder with a sequence model: the criterion may add ConvCTC
             out["ctc_conv_logits"] = [sign["conv_logits"]]
         return out
@@ -189,13 +230,18 @@ class JointModel(FairseqEncoderDecoderModel):
 
     @classmethod
     def build_model(cls, cfg: JointConfig, task):
+        classifier = cfg.gloss_classifier if cfg.gloss_classifier is not None else task.ctc_dict is not None
+        if classifier and task.ctc_dict is None:
+            raise ValueError(f"{task.cfg.data} has no glosses (binarised with --no-glosses), but the model has a gloss "
+                             "classifier (it was trained with glosses); give it a dataset with glosses")
         visual = _options(cfg.visual_args, "visual-args")
         unknown = sorted(set(visual) - {f.name for f in dataclasses.fields(SignEncoderConfig)})
         if unknown:
             raise ValueError(f"--visual-args: {', '.join(unknown)} are not options of the sign encoder (s3d_encoder); "
                              f"valid: {', '.join(sorted(f.name for f in dataclasses.fields(SignEncoderConfig)))}")
         visual_cfg = SignEncoderConfig(**visual)
-        sign = SignEncoder(visual_cfg, task.ctc_dict, task.cfg.input, task.feature_dim)
+        ctc_dict = task.ctc_dict if classifier else None
+        sign = SignEncoder(visual_cfg, ctc_dict, task.cfg.input, task.feature_dim)
         if ARCH_MODEL_REGISTRY.get(cfg.translator_arch) is not MBartTranslator:
             raise ValueError(f"--translator-arch {cfg.translator_arch}: not an mbart_translator arch")
         translator_options = _options(cfg.translator_args, "translator-args")
@@ -211,11 +257,12 @@ class JointModel(FairseqEncoderDecoderModel):
         translator = MBartTranslator.build_model(translator_args, vocabularies)
         mapper = build_vl_mapper(cfg.vl_mapper, _options(cfg.vl_mapper_args, "vl-mapper-args"),
                                  input_dim=sign.output_dim, output_dim=translator_args.encoder_embed_dim,
-                                 num_glosses=len(task.ctc_dict))
+                                 num_glosses=len(ctc_dict) if ctc_dict is not None else 0)
         encoder = JointEncoder(sign, mapper, translator.encoder, task.gloss_dict.eos(), task.source_lang_id)
         model = cls(encoder, translator.decoder)
         model.cfg = cfg
         model.stop_at_eos = translator.stop_at_eos  # how the translator's sentences end, for the generator
+        model.__dict__["_translator"] = translator  # shares the encoder and decoder; not a submodule (no new keys)
         sizes = []
         for group, module in (("visual", sign), ("mapper", mapper), ("translator", translator)):
             for p in module.parameters():
@@ -237,6 +284,18 @@ class JointModel(FairseqEncoderDecoderModel):
             self._load(self.decoder, _strip(state, "decoder."), "gloss2text")
             self.encoder.mapper.init_from_translator(task.ctc_dict, self.encoder.text.embed_tokens, task.gloss_dict)
 
+    def load_pretrained_mbart(self, path: str) -> None:
+        """The translator's weights from an mBART (see :meth:`MBartTranslator.load_pretrained_mbart`), when there is
+        no Gloss2Text checkpoint to start from (a corpus without glosses)."""
+        if self.cfg.gloss2text_checkpoint:
+            raise ValueError("--pretrained-mbart and --gloss2text-checkpoint both give the translator's weights; pass "
+                             "one")
+        self.__dict__["_translator"].load_pretrained_mbart(path)
+
+    @property
+    def has_gloss_classifier(self) -> bool:
+        return self.encoder.sign.head.classifier is not None
+
     def _load(self, module: torch.nn.Module, state: Dict, kind: str) -> None:
         path = getattr(self.cfg, f"{kind}_checkpoint")
         load_exactly(module, state, f"--{kind}-checkpoint {path}", "train it on the same dataset and vocabulary")
@@ -245,6 +304,9 @@ class JointModel(FairseqEncoderDecoderModel):
     def get_ctc_output(self, net_output):
         """(T'×B×V gloss logits, B×T' padding mask) of a forward pass."""
         extra = net_output[1]
+        if "ctc_logits" not in extra:
+            raise ValueError("this joint model has no gloss classifier (it was built for a dataset without glosses): "
+                             "train it with --ctc-weight 0")
         return extra["ctc_logits"][0], extra["ctc_padding_mask"][0]
 
     def forward(self, prev_output_tokens, return_decoder_features: bool = False, **net_input):

@@ -4,6 +4,8 @@ The backbone is chosen by name from the project's registry (``--visual-backbone 
 ``--sequence-model bilstm|transformer`` a sequence model follows the head: VAC's recogniser and the students of the
 distillation method, whose output then also carries the head's ``conv_logits`` (T'×B×V) for ConvCTC. On
 pre-extracted features (task option ``--input features``) no backbone is built and the head reads the features.
+Without a gloss dictionary (Sign2Text on a corpus without glosses) the encoder has no classifier: it gives the gloss
+representation alone, and its output has no ``encoder_out`` logits.
 The output follows fairseq's CTC models (wav2vec 2.0): ``encoder_out`` holds T'×B×V logits and ``padding_mask``
 B×T', so fairseq's ``ctc`` criterion and our CTC generator read it as they are.
 """
@@ -54,7 +56,8 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 
 
 class SignEncoder(FairseqEncoder):
-    """Frames (uint8 B×T×3×H×W) or features (B×T'×C) → gloss representation and gloss logits."""
+    """Frames (uint8 B×T×3×H×W) or features (B×T'×C) → gloss representation and gloss logits (none when
+    ``dictionary`` is None: no glosses to classify)."""
 
     def __init__(self, cfg: SignEncoderConfig, dictionary, input_kind: str, feature_dim: Optional[int] = None):
         super().__init__(dictionary)
@@ -69,14 +72,16 @@ class SignEncoder(FairseqEncoder):
                 options["frozen_blocks"] = cfg.backbone_frozen_blocks
             self.backbone = build_visual_backbone(cfg.visual_backbone, options)
             feature_dim = self.backbone.output_dim
-        self.head = VisualHead(feature_dim, len(dictionary), cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
+        classes = len(dictionary) if dictionary is not None else 0
+        self.head = VisualHead(feature_dim, classes, cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
                                cfg.dropout, getattr(cfg, "head_positions", "fairseq"))
         self.sequence = self.sequence_classifier = None
         self.output_dim = cfg.head_dim
         if cfg.sequence_model:
             options = ast.literal_eval(cfg.sequence_args or "{}")
             self.sequence = build_sequence_model(cfg.sequence_model, options, input_dim=cfg.head_dim)
-            self.sequence_classifier = torch.nn.Linear(self.sequence.output_dim, len(dictionary))
+            if classes:
+                self.sequence_classifier = torch.nn.Linear(self.sequence.output_dim, classes)
             self.output_dim = self.sequence.output_dim
 
     def visual_features(self, frames: torch.Tensor, frame_lengths: torch.Tensor):
@@ -98,11 +103,13 @@ class SignEncoder(FairseqEncoder):
         gloss_features, logits = self.head(x, padding_mask)
         out = {}
         if self.sequence is not None:
-            out["conv_logits"] = logits.transpose(0, 1)  # VAC's ConvCTC reads the head, SeqCTC the sequence model
+            if logits is not None:  # VAC's ConvCTC reads the head, SeqCTC the sequence model
+                out["conv_logits"] = logits.transpose(0, 1)
             gloss_features = self.sequence(gloss_features, padding_mask)
-            logits = self.sequence_classifier(gloss_features)
+            logits = self.sequence_classifier(gloss_features) if self.sequence_classifier is not None else None
+        if logits is not None:
+            out["encoder_out"] = logits.transpose(0, 1)  # T'×B×V, as fairseq's CTC criterion reads it
         out.update({
-            "encoder_out": logits.transpose(0, 1),  # T'×B×V, as fairseq's CTC criterion reads it
             "padding_mask": padding_mask,
             "gloss_features": gloss_features,  # B×T'×output_dim: what the mapper reads and distillation compares
         })

@@ -2,7 +2,8 @@
 
 Projection block (Linear, BatchNorm over the valid frames only, ReLU), sinusoidal positions, then a temporal
 convolution block (two Conv1d with kernel 3 around a ReLU, residual, LayerNorm), as in SingleStream-SLT. The gloss
-representation is what the visual-language mapper reads in Sign2Text; the classifier feeds CTC.
+representation is what the visual-language mapper reads in Sign2Text; the classifier feeds CTC. A head built with no
+gloss classes (``num_classes=0``: a corpus without glosses) has no classifier and returns no logits.
 
 Two sinusoidal tables (``positions``), which give different logits for the same weights:
 
@@ -97,12 +98,13 @@ class VisualHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.temporal_conv = TemporalConvBlock(dim, ff_dim, kernel_size, dropout)
         self.layer_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.classifier = nn.Linear(dim, num_classes)
+        self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else None
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor):
-        """x: B×T'×input_dim, padding_mask: B×T' (True = padding) → (gloss features B×T'×dim, logits B×T'×V)."""
+        """x: B×T'×input_dim, padding_mask: B×T' (True = padding) → (gloss features B×T'×dim, logits B×T'×V or
+        None without a classifier)."""
         h = F.relu(self.batch_norm(self.projection(x), padding_mask))
         h = h + self.positions((~padding_mask).long())  # fairseq counts positions over the non-padding steps
         h = self.temporal_conv(self.dropout(h), padding_mask)
         features = self.layer_norm(h)
-        return features, self.classifier(features)
+        return features, self.classifier(features) if self.classifier is not None else None

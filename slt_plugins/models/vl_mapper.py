@@ -71,7 +71,8 @@ class GlossEmbeddingMapper(VLMapper):
     def __init__(self, cfg: GlossEmbeddingMapperConfig):
         super().__init__()
         if cfg.num_glosses < 1:
-            raise ValueError("vl_mapper 'gloss_embedding' needs num_glosses (the CTC vocabulary size)")
+            raise ValueError("vl_mapper 'gloss_embedding' reads gloss posteriors, and this model has no gloss "
+                             "classifier (a dataset without glosses): use --vl-mapper mlp")
         self.temperature = cfg.temperature
         self.weight = nn.Parameter(torch.zeros(cfg.num_glosses, cfg.output_dim))
         nn.init.normal_(self.weight, std=cfg.output_dim ** -0.5)

@@ -25,6 +25,7 @@ from fairseq.data import Dictionary, encoders
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
+from slt_plugins.data.dataset_meta import require_glosses
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.data.subword_sampling import UnigramSegmentSampler
 from slt_plugins.data.text_pairs import SampledTargets, TextPairs
@@ -234,6 +235,12 @@ class SpokenTextTask(Bf16Autocast, ValidationBleu, FairseqTask):
 @register_task("gloss2text", dataclass=Gloss2TextConfig)
 class Gloss2TextTask(SpokenTextTask):
     cfg: Gloss2TextConfig
+
+    @classmethod
+    def setup_task(cls, cfg: Gloss2TextConfig, **kwargs):
+        require_glosses(cfg.data, "task gloss2text", "train sign2text with --ctc-weight 0 and the translator from "
+                        "mBART (--pretrained-mbart) or from scratch")
+        return super().setup_task(cfg, **kwargs)
 
     def __init__(self, cfg: Gloss2TextConfig, gloss_dict: Dictionary, text_dict: Dictionary, spm_model: str):
         super().__init__(cfg, gloss_dict, text_dict, spm_model)

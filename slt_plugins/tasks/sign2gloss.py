@@ -16,6 +16,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
+from slt_plugins.data.dataset_meta import require_glosses
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, SignLengthDataset
@@ -158,6 +159,7 @@ class Sign2GlossTask(SignInput, FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: Sign2GlossConfig, **kwargs):
+        require_glosses(cfg.data, "task sign2gloss", "train sign2text with --ctc-weight 0 instead")
         return cls(cfg, load_gloss_dictionary(cfg.data))
 
     def encode_glosses(self, glosses: str):

@@ -9,6 +9,10 @@ Training starts from a Sign2Gloss and a Gloss2Text checkpoint (``--sign2gloss-ch
 ``--gloss2text-checkpoint`` of the model); a joint checkpoint loaded later (resuming, fairseq-generate) brings its
 own weights. fairseq-generate writes the text by beam search, prints the CTC glosses as ``G-<id>`` lines, and with
 ``--scoring translation_metrics`` scores BLEU-1..4, ROUGE-L and the gloss WER (``--gloss-cleanup`` applied first).
+
+A dataset binarised without glosses (``slt-binarise --no-glosses``) has no gloss targets: the model is built without
+a gloss classifier, trains on the text alone (``--ctc-weight 0``) from a visual backbone and an mBART (or from
+scratch), and fairseq-generate writes the text only (no ``G-`` lines, no WER).
 """
 
 import logging
@@ -18,6 +22,7 @@ from typing import Optional
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
 
+from slt_plugins.data.dataset_meta import has_glosses
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.scoring.phoenix_cleanup import CLEANERS
 from slt_plugins.scoring.translation_metrics import RECOGNISED_GLOSSES
@@ -44,26 +49,34 @@ class Sign2TextTask(SignInput, SpokenTextTask):
 
     def __init__(self, cfg: Sign2TextConfig, gloss_dict, text_dict, spm_model):
         super().__init__(cfg, gloss_dict, text_dict, spm_model)
-        self.ctc_dict = load_gloss_dictionary(cfg.data)  # the classifier's vocabulary, blank '<s>' = 0
+        # the classifier's vocabulary, blank '<s>' = 0; None for a dataset without glosses (no classifier, no CTC)
+        self.ctc_dict = load_gloss_dictionary(cfg.data) if has_glosses(cfg.data) else None
         self.init_checkpoint_settings()
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         rows = read_manifest(manifest_path(self.cfg.data, split))
         texts = [self.encode_text(r.text) for r in rows]
-        glosses = [self.ctc_dict.encode_line(r.gloss, add_if_not_exist=False, append_eos=False).long() for r in rows]
+        glosses = None if self.ctc_dict is None else [
+            self.ctc_dict.encode_line(r.gloss, add_if_not_exist=False, append_eos=False).long() for r in rows]
         self.datasets[split] = self.sign_dataset(split, rows, texts, self.text_dict.pad(),
                                                  eos_idx=self.target_lang_id, gloss_targets=glosses)
         logger.info(f"{split}: {len(rows)} utterances from {self.store.path}")
 
     def build_model(self, cfg, from_checkpoint=False):
-        from slt_plugins.models.joint import resolve_from_checkpoints
+        from slt_plugins.models.joint import (decide_gloss_classifier, forget_initial_weight_files,
+                                              resolve_from_checkpoints)
 
-        # a fresh model takes its shapes (recorded in its config) and weights from the two checkpoints; a trained
-        # joint checkpoint brings both itself
+        # a fresh model takes its shapes (recorded in its config) and weights from the two checkpoints, or from a
+        # backbone file and an mBART (gloss-free); a trained joint checkpoint brings both itself
         states = {} if from_checkpoint else resolve_from_checkpoints(cfg)
+        decide_gloss_classifier(cfg, self.ctc_dict is not None, from_checkpoint)
+        if from_checkpoint:
+            forget_initial_weight_files(cfg)
         model = FairseqTask.build_model(self, cfg, from_checkpoint)
         if states:
             model.load_from_checkpoints(self, states)
+        if getattr(cfg, "pretrained_mbart", "") and not from_checkpoint:
+            model.load_pretrained_mbart(cfg.pretrained_mbart)
         self.setup_validation_bleu(model)
         if getattr(self, "_bleu_generator", None) is not None:
             self._bleu_generator.recognise_glosses = False  # validation BLEU scores the text only
@@ -73,7 +86,8 @@ class Sign2TextTask(SignInput, SpokenTextTask):
         from slt_plugins.decoding.sign2text_generator import Sign2TextGenerator
 
         gloss_beam = getattr(args, "gloss_beam", None) or self.cfg.gloss_beam
-        logger.info(f"glosses: CTC beam {gloss_beam}, clean-up {self.settings()['gloss_cleanup']}")
+        if self.ctc_dict is not None:
+            logger.info(f"glosses: CTC beam {gloss_beam}, clean-up {self.settings()['gloss_cleanup']}")
         extra = dict(extra_gen_cls_kwargs or {}, gloss_dict=self.ctc_dict, gloss_beam=gloss_beam)
         return super().build_generator(models, args, seq_gen_cls or Sign2TextGenerator, extra, **kwargs)
 
