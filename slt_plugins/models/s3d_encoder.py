@@ -179,3 +179,21 @@ def vac_resnet18_transformer(cfg):
     cfg.sequence_model = getattr(cfg, "sequence_model", "transformer")
     cfg.sequence_args = getattr(cfg, "sequence_args", "{'hidden_dim': 512, 'layers': 2, 'heads': 8}")
     vac_resnet18_bilstm(cfg)
+
+
+@register_model_architecture("s3d_encoder", "pose_tconv_tiny")
+def pose_tconv_tiny(cfg):
+    """Keypoints (``--input poses``) through ``pose_tconv`` (MLP 64 wide) and a 64-wide head: the tests' and demo's
+    pose model."""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "pose_tconv")
+    cfg.backbone_args = getattr(cfg, "backbone_args", "{'hidden_dim': 64, 'output_dim': 64}")
+    s3d_encoder_tiny(cfg)
+
+
+@register_model_architecture("s3d_encoder", "pose_stgcn_tiny")
+def pose_stgcn_tiny(cfg):
+    """Keypoints through a small ``pose_stgcn`` (three blocks of 16, 32, 64 channels) and a 64-wide head."""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "pose_stgcn")
+    cfg.backbone_args = getattr(cfg, "backbone_args", "{'channels': [16, 32, 64], 'strides': [1, 2, 2], "
+                                                      "'temporal_kernel': 5}")
+    s3d_encoder_tiny(cfg)
