@@ -10,7 +10,13 @@ FAIRSEQ ?= fairseq-fixed==0.12.3.1
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+# MediaPipe 0.10.14 (the last wheels with the Holistic models inside) wants protobuf<5, the toolkit's sentencepiece
+# protobuf 7: it goes into a folder of its own that only slt-extract-pose's worker puts on its path
+MEDIAPIPE ?= mediapipe==0.10.14
+POSE_SITE := $(VENV)/pose-site
+POSE_STAMP := $(POSE_SITE)/.installed
+
+.PHONY: install install-pose demo test bench clean
 
 install: $(STAMP)
 
@@ -21,17 +27,25 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 		|| $(BIN)/python -m pip install $(TORCH)
 	@# fairseq's declared dependencies pull torchaudio and a CUDA torch: install it alone; setup.cfg lists its needs
 	@$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/python -m pip install --no-deps $(FAIRSEQ)
+	@# .[bench]: the real fingerspelling keypoints of spoken-to-signed (bench/pose_fingerspelling.py)
 	@# .[hf]: safetensors for Hugging Face MBart folders, and transformers, which the conversion's tests compare with
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf,bench]"
+	@touch $@
+
+install-pose: $(POSE_STAMP)
+
+$(POSE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --target $(POSE_SITE) $(MEDIAPIPE) "protobuf>=4.25.3,<5" absl-py attrs \
+		flatbuffers opencv-python-headless
 	@touch $@
 
 demo: $(STAMP)
 	$(BIN)/slt-demo --workdir demo
 
-test: $(STAMP)
+test: $(STAMP) $(POSE_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(POSE_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
