@@ -27,9 +27,8 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 		|| $(BIN)/python -m pip install $(TORCH)
 	@# fairseq's declared dependencies pull torchaudio and a CUDA torch: install it alone; setup.cfg lists its needs
 	@$(BIN)/python -c "import fairseq" 2>/dev/null || $(BIN)/python -m pip install --no-deps $(FAIRSEQ)
-	@# .[bench]: the real fingerspelling keypoints of spoken-to-signed (bench/pose_fingerspelling.py)
 	@# .[hf]: safetensors for Hugging Face MBart folders, and transformers, which the conversion's tests compare with
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf,bench]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf]"
 	@touch $@
 
 install-pose: $(POSE_STAMP)
@@ -46,6 +45,10 @@ test: $(STAMP) $(POSE_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP) $(POSE_STAMP)
+	@# the real fingerspelling keypoints of bench/pose_fingerspelling.py: only its data files are read, so its own
+	@# dependencies (scipy, pose-anonymization, simplemma) are not installed
+	@$(BIN)/python -c "import importlib.util as u; exit(u.find_spec('spoken_to_signed') is None)" \
+		|| $(BIN)/python -m pip install -q --no-deps spoken-to-signed==0.4.0
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
