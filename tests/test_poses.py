@@ -117,7 +117,7 @@ def test_pose_augmentation_keeps_hidden_points_hidden_and_is_seeded():
     assert torch.allclose(distances(rotate_only), distances(torch.from_numpy(poses[:8]).float()), atol=1e-2)
 
 
-@pytest.mark.parametrize("name", ["pose_tconv", "pose_stgcn"])
+@pytest.mark.parametrize("name", ["pose_tconv", "pose_stgcn", "pose_bilstm"])
 def test_pose_backbones_keep_the_rgb_backbones_contract(name):
     torch.manual_seed(0)
     backbone = build_visual_backbone(name, {"layout": "upper_body_hands_face", "dims": 3})
