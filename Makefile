@@ -34,7 +34,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 install-pose: $(POSE_STAMP)
 
 $(POSE_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q --no-deps --target $(POSE_SITE) $(MEDIAPIPE) "protobuf>=4.25.3,<5" absl-py attrs \
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(POSE_SITE) $(MEDIAPIPE) "protobuf>=4.25.3,<5" absl-py attrs \
 		flatbuffers opencv-python-headless
 	@touch $@
 

@@ -44,7 +44,7 @@ sys.path.insert(0, REPO)
 MODELS = {
     "pose_tconv": ["--visual-backbone", "pose_tconv", "--backbone-args", "{'hidden_dim': 128, 'output_dim': 128}"],
     "pose_stgcn": ["--visual-backbone", "pose_stgcn", "--backbone-args",
-                   "{'channels': [32, 64, 128], 'strides': [1, 2, 2], 'temporal_kernel': 5}"],
+                   "{'channels': [16, 32, 64], 'strides': [1, 2, 2], 'temporal_kernel': 5}"],
     "pose_bilstm (baseline)": ["--visual-backbone", "pose_bilstm", "--backbone-args",
                                "{'hidden_dim': 128, 'layers': 2}"],
 }
