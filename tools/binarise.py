@@ -237,7 +237,8 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
                                                  skip_invalid, {r.origin for r in invalid})
             invalid += bad_poses
             if not pose_frames:
-                raise BinariseError("no .pose file could be read; see the skipped rows in the messages above")
+                raise BinariseError("no .pose file could be read (every row with one was skipped; see why with "
+                                    "the same command without --skip-invalid)")
         utterances, duplicates = first_valid_copies(utterances, {r.origin for r in invalid})
         invalid += duplicates
         kept = {u.id: u.origin for u in utterances}

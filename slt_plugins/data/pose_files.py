@@ -28,8 +28,8 @@ def _pose_format():
     try:
         from pose_format import Pose
     except ImportError:
-        raise PoseFileError("reading .pose files needs pose-format: pip install 'fairseq-slt[pose]' "
-                            "(or pip install pose-format)") from None
+        raise PoseFileError("reading .pose files needs pose-format, a dependency of fairseq-slt: "
+                            "pip install 'pose-format>=0.15,<0.16'") from None
     return Pose
 
 
