@@ -168,7 +168,8 @@ def train_and_score(name, extra, data, work, args):
     updates = int(re.findall(r"num_updates (\d+)", log)[-1])
     training = float(re.search(r"done training in ([\d.]+) seconds", log).group(1))  # without start-up
     params = re.search(r"; ([\d.]+)M parameters", log)
-    out = run(["fairseq-generate", data, "--user-dir", "slt_plugins", "--path", os.path.join(save, "checkpoint_last.pt"),
+    out = run(["fairseq-generate", data, "--user-dir", "slt_plugins", "--path",
+               os.path.join(save, "checkpoint_last.pt"),
                "--task", "sign2gloss", "--gen-subset", "test", "--beam", "5", "--scoring", "wer", "--batch-size", "8",
                "--num-workers", "0"], save + ".generate.log", args.threads)
     ler = float(re.search(r"WER: ([\d.]+)", out).group(1))
@@ -202,7 +203,8 @@ def main(argv=None):
           f"{args.threads} thread(s) each, side by side:")
     for name, r in results.items():
         print(f"  {name:24s} LER {r['ler']:6.2f} %  ({r['ler'] / max(base['ler'], 1e-9):.2f}× baseline)  "
-              f"{r['params']}M params  {r['updates']} updates, run {r['seconds']:.0f} s, {r['per_update'] * 1000:.0f} ms/update "
+              f"{r['params']}M params  {r['updates']} updates, run {r['seconds']:.0f} s, "
+              f"{r['per_update'] * 1000:.0f} ms/update "
               f"({r['per_update'] / base['per_update']:.2f}× baseline)")
     print(f"load after: {open('/proc/loadavg').read().split()[:3]}")
 

@@ -11,8 +11,9 @@ Inputs are video files (decoded with PyAV), frame folders, or ``STORE.lmdb:ID`` 
 is preprocessed as in evaluation: frames resized to the bundle's shorter side (as slt-binarise stored them), centre
 crop, frame count rounded up to a multiple of 4. A bundle of a keypoint model (``"input": "poses"``) reads
 ``.pose`` files and ``poses.lmdb:ID`` entries, and extracts the keypoints of videos and frame folders itself
-(MediaPipe Holistic, as slt-extract-pose); its alignment plots show skeletons. Decoding is the same as fairseq-generate's: fairseq's beam search
-for text, CTC prefix beam search for glosses.
+(MediaPipe Holistic, as slt-extract-pose); its alignment plots show skeletons.
+
+Decoding is the same as fairseq-generate's: fairseq's beam search for text, CTC prefix beam search for glosses.
 """
 
 import json

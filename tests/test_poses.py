@@ -56,7 +56,8 @@ def test_reads_the_shared_mediapipe_file_normalised_by_shoulder_width():
 def _pose_file(path, components, frames, fill=1.0):
     """A .pose file written with pose-format: ``components`` name → point names, every value ``fill``."""
     header = PoseHeader(0.1, PoseHeaderDimensions(64, 64, 64),
-                        [PoseHeaderComponent(name, list(points), [], [], "XYZC") for name, points in components.items()])
+                        [PoseHeaderComponent(name, list(points), [], [], "XYZC")
+                         for name, points in components.items()])
     count = sum(len(p) for p in components.values())
     data = np.full((frames, 1, count, 3), fill, dtype=np.float32)
     body = NumPyPoseBody(25.0, data, np.ones((frames, 1, count), dtype=np.float32))

@@ -248,7 +248,8 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
         for split, items in splits.items():
             context = contexts([u.id for u in items])
             write_manifest(manifest_path(tmp, split), [
-                ManifestRow(u.id, n_frames.get(u.id, pose_frames.get(u.id, 0)), u.signer, u.gloss, u.text, context.get(u.id, ""))
+                ManifestRow(u.id, n_frames.get(u.id, pose_frames.get(u.id, 0)), u.signer, u.gloss, u.text,
+                            context.get(u.id, ""))
                 for u in items])
 
         train = splits.get("train", utterances)

@@ -40,7 +40,8 @@ _BASES = np.array([[-0.22, 0.12], [-0.17, 0.45], [-0.04, 0.48], [0.08, 0.46], [0
 _SEGMENTS = np.array([[0.14, 0.12, 0.1], [0.2, 0.13, 0.1], [0.22, 0.14, 0.1], [0.2, 0.13, 0.1], [0.15, 0.1, 0.08]])
 _FAN = np.radians([-40.0, -10.0, 0.0, 8.0, 18.0])  # each extended finger's direction from the palm's axis
 # how far each finger is extended (1) or curled (0), per drawn shape (disc, square, diamond, ring) and at rest
-_EXTENSION = np.array([[1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0.4, 0.4, 1, 1, 1], [0.5, 0.5, 0.5, 0.5, 0.5]])
+_EXTENSION = np.array([[1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0.4, 0.4, 1, 1, 1],
+                       [0.5, 0.5, 0.5, 0.5, 0.5]])
 _CATEGORY_ROTATION = np.radians([0.0, 30.0, 60.0, -30.0, -60.0, 15.0])  # per colour category; the last: rest
 
 
