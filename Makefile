@@ -10,7 +10,13 @@ FAIRSEQ ?= fairseq-fixed==0.12.3.1
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install browser demo test bench clean
+# MediaPipe 0.10.14 (the last wheels with the Holistic models inside) wants protobuf<5, the toolkit's sentencepiece
+# protobuf 7: it goes into a folder of its own that only slt-extract-pose's worker puts on its path
+MEDIAPIPE ?= mediapipe==0.10.14
+POSE_SITE := $(VENV)/pose-site
+POSE_STAMP := $(POSE_SITE)/.installed
+
+.PHONY: install install-pose browser demo test bench clean
 
 install: $(STAMP)
 
@@ -26,6 +32,13 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,hf,web]"
 	@touch $@
 
+install-pose: $(POSE_STAMP)
+
+$(POSE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(POSE_SITE) $(MEDIAPIPE) "protobuf>=4.25.3,<5" absl-py attrs \
+		flatbuffers opencv-python-headless
+	@touch $@
+
 demo: $(STAMP)
 	$(BIN)/slt-demo --workdir demo
 
@@ -36,10 +49,14 @@ browser:
 			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 		else echo "make browser: install chromium and chromium-driver (apt-get, as root) for the browser test"; fi; }
 
-test: $(STAMP) browser
+test: $(STAMP) $(POSE_STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(POSE_STAMP)
+	@# the real fingerspelling keypoints of bench/pose_fingerspelling.py: only its data files are read, so its own
+	@# dependencies (scipy, pose-anonymization, simplemma) are not installed
+	@$(BIN)/python -c "import importlib.util as u; exit(u.find_spec('spoken_to_signed') is None)" \
+		|| $(BIN)/python -m pip install -q --no-deps spoken-to-signed==0.4.0
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -25,6 +25,35 @@ LEFT, RIGHT, TOP, BOTTOM, GAP = 70, 210, 40, 50, 6  # pixels around the thumbnai
 MIN_PLOT_PX = 120
 
 
+def skeleton_thumbnails(poses: torch.Tensor, bones: Sequence[Tuple[int, int]], size: int = 96) -> torch.Tensor:
+    """Keypoints T×K×(D+1) (x, y first, confidence last) → uint8 T×3×size×size pictures of the skeleton, the clip's
+    detected points fitted into the square once (the same scale for every frame), for the thumbnail strip."""
+    from PIL import Image, ImageDraw
+
+    poses = poses.float().numpy()
+    seen = poses[..., -1] > 0
+    xy = poses[..., :2]
+    if seen.any():
+        low, high = xy[seen].min(axis=0), xy[seen].max(axis=0)
+    else:
+        low, high = np.zeros(2), np.ones(2)
+    scale = (size - 8) / max(float((high - low).max()), 1e-6)
+    offset = (size - scale * (high - low)) / 2 - scale * low
+    out = np.empty((len(poses), size, size, 3), dtype=np.uint8)
+    for t in range(len(poses)):
+        image = Image.new("RGB", (size, size), (250, 250, 250))
+        draw = ImageDraw.Draw(image)
+        points = xy[t] * scale + offset
+        for a, b in bones:
+            if seen[t, a] and seen[t, b]:
+                draw.line([tuple(points[a]), tuple(points[b])], fill=(40, 60, 160), width=1)
+        for k in np.flatnonzero(seen[t]):
+            x, y = points[k]
+            draw.rectangle([x - 0.5, y - 0.5, x + 0.5, y + 0.5], fill=(200, 40, 40))
+        out[t] = np.asarray(image)
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
 def ctc_segments(log_probs: np.ndarray, tokens: Sequence[int], blank: int) -> List[Tuple[int, int]]:
     """The steps [start, end) at which the most probable CTC path of ``tokens`` emits each of them (T'×V)."""
     states = [blank]

@@ -13,8 +13,11 @@ clip's time steps.
 
 Inputs are video files (decoded with PyAV), frame folders, or ``STORE.lmdb:ID`` clips of a binarised dataset. Each
 is preprocessed as in evaluation: frames resized to the bundle's shorter side (as slt-binarise stored them), centre
-crop, frame count rounded up to a multiple of 4. Decoding is the same as fairseq-generate's: fairseq's beam search
-for text, CTC prefix beam search for glosses.
+crop, frame count rounded up to a multiple of 4. A bundle of a keypoint model (``"input": "poses"``) reads
+``.pose`` files and ``poses.lmdb:ID`` entries, and extracts the keypoints of videos and frame folders itself
+(MediaPipe Holistic, as slt-extract-pose); its alignment plots show skeletons.
+
+Decoding is the same as fairseq-generate's: fairseq's beam search for text, CTC prefix beam search for glosses.
 """
 
 import json
@@ -224,9 +227,58 @@ class SignTranslator:
 
     # --- inputs ------------------------------------------------------------------------------------------------
 
+    @property
+    def reads_poses(self) -> bool:
+        return self.info.get("input") == "poses"
+
+    def load_poses(self, source: str) -> torch.Tensor:
+        """A ``.pose`` file, ``poses.lmdb:ID``, or a video or frame folder (its keypoints extracted with MediaPipe
+        Holistic) → float T×K×(D+1) of the bundle's layout, normalised as slt-binarise stores them."""
+        import tempfile
+
+        from slt_plugins.data.lmdb_store import PoseStore, StoreError
+        from slt_plugins.data.pose_files import PoseFileError, read_pose_array
+        from slt_plugins.data.pose_layouts import get_layout
+        from slt_plugins.data.pose_transforms import PoseTransform, PoseTransformConfig
+
+        layout = get_layout(self.info["pose_layout"])
+        try:
+            if ".lmdb:" in source:
+                store, key = source.split(".lmdb:", 1)
+                store = PoseStore(store + ".lmdb")
+                if store.layout()["layout"] != layout.name:
+                    raise InputError(f"{source}: keypoints of layout {store.layout()['layout']!r}; the model reads "
+                                     f"{layout.name!r}")
+                poses = store.poses(key)
+            elif source.endswith(".pose") and os.path.isfile(source):
+                poses = read_pose_array(source, layout)[0]
+            elif os.path.exists(source):
+                from tools.extract_pose import ExtractError, HolisticWorker, extract_one
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    target = os.path.join(tmp, "clip.pose")
+                    worker = HolisticWorker()
+                    try:
+                        extract_one(worker, source, target, 25.0, False, 1)
+                    except ExtractError as e:
+                        raise InputError(str(e)) from None
+                    finally:
+                        worker.close()
+                    poses = read_pose_array(target, layout)[0]
+            else:
+                raise InputError(f"{source}: no such file or folder")
+        except (StoreError, PoseFileError) as e:
+            raise InputError(str(e)) from None
+        if poses.shape[-1] != self.info["pose_dims"] + 1:
+            raise InputError(f"{source}: {poses.shape[-1] - 1} coordinates per point; the model reads "
+                             f"{self.info['pose_dims']}")
+        return PoseTransform(PoseTransformConfig(), train=False)(poses)
+
     def load_clip(self, source: str) -> torch.Tensor:
         """A video file, frame folder or ``STORE.lmdb:ID`` → uint8 T×3×crop×crop, as evaluation sees it: frames
-        brought to the shorter side the model was trained on, centre crop."""
+        brought to the shorter side the model was trained on, centre crop (keypoints for a pose bundle)."""
+        if self.reads_poses:
+            return self.load_poses(source)
         from slt_plugins.data.lmdb_store import FrameStore, StoreError
         from slt_plugins.data.video_io import ClipReadError, read_clip
         from slt_plugins.data.video_transforms import ClipTransform, ClipTransformConfig
@@ -255,7 +307,11 @@ class SignTranslator:
         return self.handler.gloss_dictionary()
 
     def net_input(self, clips: List[torch.Tensor]) -> dict:
-        from slt_plugins.data.sign_dataset import collate_clips
+        from slt_plugins.data.sign_dataset import collate_clips, collate_padded
+
+        if self.reads_poses:
+            poses, lengths = collate_padded(clips)
+            return {"poses": poses.to(self.device), "pose_lengths": lengths.to(self.device)}
 
         frames, lengths = collate_clips(clips)
         return {"frames": frames.to(self.device), "frame_lengths": lengths.to(self.device)}
@@ -336,11 +392,17 @@ class SignTranslator:
 
         kwargs.setdefault("title", alignment.input if alignment.text is None else
                           f"{alignment.input}: \"{alignment.text}\"")
+        frames = alignment.frames
+        if self.reads_poses:
+            from slt_plugins.alignment_plot import skeleton_thumbnails
+            from slt_plugins.data.pose_layouts import get_layout
+
+            frames = skeleton_thumbnails(frames, get_layout(self.info["pose_layout"]).bones)
         if alignment.log_probs is None:
             if alignment.attention is None:
                 raise ValueError("the model returned no cross-attention to draw (it has no gloss classifier either)")
-            return plot_attention(alignment.frames, alignment.attention, alignment.pieces, path, **kwargs)
-        return plot_alignment(alignment.frames, alignment.log_probs, self.gloss_dictionary, alignment.tokens, path,
+            return plot_attention(frames, alignment.attention, alignment.pieces, path, **kwargs)
+        return plot_alignment(frames, alignment.log_probs, self.gloss_dictionary, alignment.tokens, path,
                               **kwargs)
 
     def _needs_video(self) -> None:

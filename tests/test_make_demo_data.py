@@ -62,7 +62,8 @@ def test_layout_and_csv_format(corpus):
                 assert image.mode == "RGB" and image.size == (64, 64)
             names.append(name)
     assert len(set(names)) == len(names)
-    assert sorted(os.listdir(corpus)) == ["annotations", "demo_data.json", "frames"]
+    assert sorted(os.listdir(corpus)) == ["annotations", "demo_data.json", "frames", "poses"]
+    assert len(list((corpus / "poses").rglob("*.pose"))) == len(names)  # the keypoints of every clip
 
 
 def _frame_bounds(glosses):

@@ -1,6 +1,7 @@
 """slt-binarise: a corpus (annotations, and frame folders or videos) → ``data_bins/NAME`` (DESIGN.md §2).
 
-Writes the split manifests, ``frames.lmdb`` (frames resized once, JPEG), ``dict.gloss.txt``, a sentencepiece
+Writes the split manifests, ``frames.lmdb`` (frames resized once, JPEG) and/or ``poses.lmdb`` (keypoints of
+``.pose`` files, selected and normalised: docs/keypoints.md), ``dict.gloss.txt``, a sentencepiece
 model ``spm.model`` with ``dict.text.txt``, and ``meta.json``. Everything is built in a temporary sibling folder
 and renamed into place at the end, so an interrupted run leaves an earlier ``NAME`` as it was. An existing ``NAME``
 is replaced only if slt-binarise wrote it (or with ``--overwrite``), and never when it holds or lies inside an input.
@@ -28,7 +29,9 @@ from fairseq.data import Dictionary
 from tqdm import tqdm
 
 from slt_plugins import __version__
-from slt_plugins.data.lmdb_store import LmdbWriter, encode_jpeg, pack_clip
+from slt_plugins.data.lmdb_store import FEATURE_INDEX, POSE_STORE, LmdbWriter, encode_jpeg, pack_clip
+from slt_plugins.data.pose_files import PoseFileError, read_pose_array
+from slt_plugins.data.pose_layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from slt_plugins.data.manifest import ManifestError, ManifestRow, manifest_path, write_manifest
 from slt_plugins.data.video_io import ClipReadError, iter_clip_frames
 from tools.atomic import OutputError, Owner, staging
@@ -133,6 +136,43 @@ def write_frames(utterances: List[Utterance], path: str, shorter_side: Optional[
     return n_frames, invalid
 
 
+# --- keypoints ---------------------------------------------------------------------------------------------------
+
+def write_poses(utterances: List[Utterance], path: str, layout_name: str, skip_invalid: bool,
+                failed: Set[str]) -> Tuple[Dict[str, int], List[InvalidRow]]:
+    """Each id's keypoints (its first copy whose .pose file and clip, if any, can be read) into ``poses.lmdb``, with
+    the index the datasets and backbones read; returns the frame count per id and the rows whose file could not be
+    read. ``failed``: origins already rejected (their clip)."""
+    layout = get_layout(layout_name)
+    lengths, fps, invalid, dims = {}, {}, [], None
+    with LmdbWriter(path) as writer:
+        for u in tqdm(utterances, desc="poses", unit="clip", disable=None):
+            if u.origin in failed or u.id in lengths:
+                continue
+            try:
+                if u.pose is None:
+                    raise PoseFileError("no .pose file given, while other rows have one")
+                array, rate = read_pose_array(u.pose, layout)
+                if dims is not None and array.shape[-1] - 1 != dims:
+                    raise PoseFileError(f"{u.pose}: {array.shape[-1] - 1} coordinates per point where the files "
+                                        f"before it have {dims}")
+            except PoseFileError as e:
+                row = InvalidRow(u.origin, u.id, str(e))
+                if not skip_invalid:
+                    raise BinariseError(f"{row} (fix the file or pass --skip-invalid)") from None
+                invalid.append(row)
+                continue
+            dims = array.shape[-1] - 1
+            writer.put_array(u.id, array)
+            lengths[u.id], fps[u.id] = len(array), rate
+    index = {"layout": layout.name, "points": [f"{c}:{p}" for c, p in layout.points], "dims": dims or 0,
+             "channels": "coordinates then confidence", "normalisation": "shoulder width (pose-format normalize)",
+             "lengths": lengths, "fps": fps}
+    with open(os.path.join(path, FEATURE_INDEX), "w", encoding="utf-8") as f:
+        json.dump(index, f)
+    return lengths, invalid
+
+
 # --- vocabularies ------------------------------------------------------------------------------------------------
 
 def build_gloss_dictionary(glosses: Iterable[str]) -> Dictionary:
@@ -179,7 +219,7 @@ OWNER = Owner("slt-binarise", "meta.json", "tool")
 def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_size: Optional[int] = 256,
              jpeg_quality: int = 90, workers: int = 1, text_vocab_size: int = 2000,
              skip_invalid: bool = False, inputs: Sequence[str] = (), overwrite: bool = False,
-             glosses: bool = True) -> dict:
+             glosses: bool = True, pose_layout: str = DEFAULT_LAYOUT) -> dict:
     """``glosses=False``: the corpus was declared without glosses (``--no-glosses``; the readers have checked that
     every gloss cell is empty): ``dict.gloss.txt`` then holds only the special symbols and ``meta.json`` records
     ``"glosses": false``, which the tasks that need glosses refuse. ``inputs``: the annotation files and frame
@@ -187,7 +227,7 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
     earlier output of slt-binarise is replaced only with ``overwrite``."""
     started = time.time()
     utterances, invalid = collect(records, skip_invalid)
-    sources = [*inputs, *(u.source for u in utterances if u.source)]
+    sources = [*inputs, *(u.source for u in utterances if u.source), *(u.pose for u in utterances if u.pose)]
     with staging(out, OWNER, inputs=sources, overwrite=overwrite) as tmp:
         n_frames: Dict[str, int] = {}
         with_frames = any(u.source for u in utterances)
@@ -195,6 +235,15 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
             n_frames, bad_clips = write_frames(utterances, os.path.join(tmp, "frames.lmdb"), frame_size,
                                                jpeg_quality, workers, skip_invalid)
             invalid += bad_clips
+        with_poses = any(u.pose for u in utterances)
+        pose_frames: Dict[str, int] = {}
+        if with_poses:
+            pose_frames, bad_poses = write_poses(utterances, os.path.join(tmp, POSE_STORE), pose_layout,
+                                                 skip_invalid, {r.origin for r in invalid})
+            invalid += bad_poses
+            if not pose_frames:
+                raise BinariseError("no .pose file could be read (every row with one was skipped; see why with "
+                                    "the same command without --skip-invalid)")
         utterances, duplicates = first_valid_copies(utterances, {r.origin for r in invalid})
         invalid += duplicates
         kept = {u.id: u.origin for u in utterances}
@@ -204,7 +253,8 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
         for split, items in splits.items():
             context = contexts([u.id for u in items])
             write_manifest(manifest_path(tmp, split), [
-                ManifestRow(u.id, n_frames.get(u.id, 0), u.signer, u.gloss, u.text, context.get(u.id, ""))
+                ManifestRow(u.id, n_frames.get(u.id, pose_frames.get(u.id, 0)), u.signer, u.gloss, u.text,
+                            context.get(u.id, ""))
                 for u in items])
 
         train = splits.get("train", utterances)
@@ -226,6 +276,8 @@ def binarise(records: Iterable, out: str, *, source: dict, language: str, frame_
             "frames": {"stored": with_frames, "total": sum(n_frames.values()), "shorter_side": frame_size or None,
                        "jpeg_quality": jpeg_quality},
             "glosses": glosses,
+            "poses": {"stored": with_poses, "total": sum(pose_frames.values()),
+                      "layout": pose_layout if with_poses else None},
             "gloss_types": len(gloss_dict) - gloss_dict.nspecial,
             "text_pieces": len(text_dict) - text_dict.nspecial,
             "skipped": len(invalid),
@@ -282,16 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "gloss cell must be empty (or the TSV's gloss column absent), meta.json says so, and only "
                             "sign2text with --ctc-weight 0 trains on it. Without this option an empty gloss is an "
                             "invalid row")
+        p.add_argument("--pose-layout", default=DEFAULT_LAYOUT, choices=sorted(LAYOUTS),
+                       help="the keypoints kept of each .pose file (docs/keypoints.md) (default: %(default)s)")
         return p
 
     p = add("phoenix-2014t", "RWTH-PHOENIX-Weather 2014T: PHOENIX-2014-T.<split>.corpus.csv files", "de")
     p.add_argument("--annotations", required=True, help="folder with the *.corpus.csv files, or one such file")
     p.add_argument("--frames", help="frame root, e.g. features/fullFrame-210x260px (omit: annotations only)")
+    p.add_argument("--poses", help="folder of .pose files named by id, <split>/<id>.pose or <id>.pose")
     p = add("csl-daily", "CSL-Daily: sentence_label/csl2020ct_v2.pkl and split_1.txt", "zh")
     p.add_argument("--annotations", required=True, help="CSL-Daily's sentence_label folder")
     p.add_argument("--frames", help="folder with one frame folder per sentence (omit: annotations only)")
-    p = add("tsv", "any corpus: a TSV with the columns id, video, gloss, text, signer [, split] (no gloss column "
-                   "with --no-glosses)", "und")
+    p.add_argument("--poses", help="folder of .pose files named by id, <id>.pose")
+    p = add("tsv", "any corpus: a TSV with the columns id, video, gloss, text, signer [, split] [, pose] (no gloss "
+                   "column with --no-glosses)", "und")
     p.add_argument("--manifest", required=True, action="append", metavar="[SPLIT=]FILE",
                    help="the TSV; repeat as train=a.tsv dev=b.tsv, or give one file with a split column")
     return parser
@@ -299,24 +355,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    source = {k: v for k, v in vars(args).items() if k in ("format", "annotations", "frames", "manifest")}
+    source = {k: v for k, v in vars(args).items() if k in ("format", "annotations", "frames", "poses", "manifest")}
     try:
         if args.format == "tsv":
             manifests = _tsv_manifests(args.manifest)
             records, inputs = _tsv_records(manifests, args.glosses), [path for _, path in manifests]
         else:
             read = read_phoenix if args.format == "phoenix-2014t" else read_csl_daily
-            records, inputs = read(args.annotations, args.frames, args.glosses), [args.annotations, args.frames]
+            records = read(args.annotations, args.frames, args.poses, args.glosses)
+            inputs = [p for p in (args.annotations, args.frames, args.poses) if p]
         meta = binarise(records, args.out, source=source, language=args.language, frame_size=args.frame_size,
                         jpeg_quality=args.jpeg_quality, workers=args.workers, text_vocab_size=args.text_vocab_size,
                         skip_invalid=args.skip_invalid, inputs=inputs, overwrite=args.overwrite,
-                        glosses=args.glosses)
+                        glosses=args.glosses, pose_layout=args.pose_layout)
     except (BinariseError, CorpusError, ClipReadError, OutputError, ManifestError) as e:
         print(f"slt-binarise: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
     glosses = f"{meta['gloss_types']} glosses" if meta["glosses"] else "no glosses"
-    print(f"{args.out}: {splits}; {meta['frames']['total']} frames; {glosses}, "
+    poses = f"{meta['poses']['total']} pose frames ({meta['poses']['layout']}); " if meta["poses"]["stored"] else ""
+    print(f"{args.out}: {splits}; {meta['frames']['total']} frames; {poses}{glosses}, "
           f"{meta['text_pieces']} text pieces; {meta['skipped']} skipped; {meta['seconds']} s")
     return 0
 

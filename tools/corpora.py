@@ -23,6 +23,7 @@ class Utterance:
     text: str
     source: Optional[str]  # frame folder or video file; None when binarising annotations only
     origin: str  # "file, row N", for messages
+    pose: Optional[str] = None  # a .pose file of the clip's keypoints (pose-format), or None
 
 
 @dataclass
@@ -151,7 +152,15 @@ def phoenix_frame_folder(frames: str, split: str, name: str, video: str) -> str:
     return candidates[0]
 
 
-def read_phoenix(annotations: str, frames: Optional[str], glosses: bool = True) -> Iterator[Record]:
+def pose_file(poses: str, split: str, name: str) -> str:
+    """The ``.pose`` file of one utterance in a folder of them named by id: ``<poses>/<split>/<id>.pose`` (the layout
+    of the frame folders) or ``<poses>/<id>.pose``; the first when neither exists (the row is then reported)."""
+    candidates = [os.path.join(poses, split, f"{name}.pose"), os.path.join(poses, f"{name}.pose")]
+    return next((c for c in candidates if os.path.isfile(c)), candidates[0])
+
+
+def read_phoenix(annotations: str, frames: Optional[str], poses: Optional[str] = None,
+                 glosses: bool = True) -> Iterator[Record]:
     for path in phoenix_annotation_files(annotations):
         split = phoenix_split(path)
         rows = _rows(path, "|")
@@ -172,6 +181,8 @@ def read_phoenix(annotations: str, frames: Optional[str], glosses: bool = True) 
                                          None, origin), glosses)
             if frames and isinstance(utterance, Utterance):  # a checked name cannot lead out of the frame root
                 utterance.source = phoenix_frame_folder(frames, split, utterance.id, video)
+            if poses and isinstance(utterance, Utterance):
+                utterance.pose = pose_file(poses, split, utterance.id)
             yield utterance
 
 
@@ -185,7 +196,8 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain data is accepted")
 
 
-def read_csl_daily(annotations: str, frames: Optional[str], glosses: bool = True) -> Iterator[Record]:
+def read_csl_daily(annotations: str, frames: Optional[str], poses: Optional[str] = None,
+                   glosses: bool = True) -> Iterator[Record]:
     """``annotations`` holds ``csl2020ct_v2.pkl`` (``info``: name, length, label_gloss, label_char, signer) and
     ``split_1.txt`` (``name|split``); frames are ``<frames>/<name>/*.jpg``. The text is the sentence's
     characters joined, as in the corpus."""
@@ -222,6 +234,8 @@ def read_csl_daily(annotations: str, frames: Optional[str], glosses: bool = True
                                      None, origin), glosses)
         if frames and isinstance(utterance, Utterance):  # a checked name cannot lead out of the frame root
             utterance.source = os.path.join(frames, name)
+        if poses and isinstance(utterance, Utterance):
+            utterance.pose = pose_file(poses, split, name)
         yield utterance
 
 
@@ -257,9 +271,10 @@ TSV_COLUMNS = ["id", "video", "gloss", "text", "signer"]
 
 
 def read_tsv(manifest: str, split: Optional[str] = None, glosses: bool = True) -> Iterator[Record]:
-    """A TSV with header ``id video gloss text signer`` (and an optional ``split`` column); ``video`` is a video
-    file or a frame folder relative to the TSV, or empty for annotations only. A corpus without glosses
-    (``glosses=False``: How2Sign, YouTube-ASL, OpenASL) may leave the ``gloss`` column out, or leave it empty."""
+    """A TSV with header ``id video gloss text signer`` (and optional ``split`` and ``pose`` columns); ``video`` is a
+    video file or a frame folder relative to the TSV, or empty for annotations only; ``pose`` a ``.pose`` file of the
+    clip's keypoints, relative to the TSV (or empty). A corpus without glosses (``glosses=False``: How2Sign,
+    YouTube-ASL, OpenASL) may leave the ``gloss`` column out, or leave it empty."""
     if not os.path.isfile(manifest):
         raise CorpusError(f"{manifest}: no such file")
     root = os.path.dirname(os.path.abspath(manifest))
@@ -284,6 +299,8 @@ def read_tsv(manifest: str, split: Optional[str] = None, glosses: bool = True) -
         video = row[index["video"]].strip()
         row_split = split or (row[index["split"]].strip() if "split" in index else "") or "train"
         gloss = _clean(row[index["gloss"]]) if "gloss" in index else ""
+        pose = row[index["pose"]].strip() if "pose" in index else ""
         yield _check(Utterance(row_split, row[index["id"]].strip(), row[index["signer"]].strip(),
                                gloss, _clean(row[index["text"]]),
-                               os.path.join(root, video) if video else None, origin), glosses)
+                               os.path.join(root, video) if video else None, origin,
+                               os.path.join(root, pose) if pose else None), glosses)

@@ -98,13 +98,25 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
         raise ExportError(f"{meta_path} is missing; pass --data with the dataset the model was trained on")
     with open(meta_path, encoding="utf-8") as f:
         meta = json.load(f)
-    shorter_side = trained_shorter_side(data, meta) if task != "gloss2text" else None
+    reads_poses = settings.get("input") == "poses"
+    shorter_side = trained_shorter_side(data, meta) if task != "gloss2text" and not reads_poses else None
+    pose_index = {}
+    if reads_poses:  # the layout the model was built for: a store index without keypoints, which the task reads
+        from slt_plugins.data.lmdb_store import POSE_STORE, PoseStore
+
+        pose_index = PoseStore(os.path.join(data, POSE_STORE)).layout()
     state.pop("last_optimizer_state", None)
     with staging(out, owner, inputs=[checkpoint, data, backbone_checkpoint, vocab], overwrite=overwrite) as tmp:
         _copy(data, ["dict.gloss.txt"], tmp)
+        if pose_index:
+            from slt_plugins.data.lmdb_store import FEATURE_INDEX, POSE_STORE
+
+            os.makedirs(os.path.join(tmp, POSE_STORE))
+            with open(os.path.join(tmp, POSE_STORE, FEATURE_INDEX), "w", encoding="utf-8") as f:
+                json.dump(dict(pose_index, lengths={}), f)
         source = meta.get("source")
         meta = dict(meta, source={"format": source.get("format")} if isinstance(source, dict) else source)
-        if task != "gloss2text":  # the frames a video bundle's inputs are brought to
+        if task != "gloss2text" and not reads_poses:  # the frames a video bundle's inputs are brought to
             meta["frames"] = dict(meta.get("frames") or {}, shorter_side=shorter_side)
         with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=1, ensure_ascii=False)
@@ -129,10 +141,12 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
         torch.save(state, os.path.join(tmp, "model.pt"))
         info = {
             "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "task": task, "toolkit": slt_plugins.__version__,
-            "input": "glosses" if task == "gloss2text" else "frames",
+            "input": "glosses" if task == "gloss2text" else "poses" if reads_poses else "frames",
             "shorter_side": shorter_side,
-            "crop_size": int(settings["crop_size"]) if task != "gloss2text" else None,
+            "crop_size": int(settings["crop_size"]) if task != "gloss2text" and not reads_poses else None,
         }
+        if reads_poses:
+            info.update(pose_layout=pose_index["layout"], pose_dims=pose_index["dims"])
         with open(os.path.join(tmp, "bundle.json"), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=1)
     return info

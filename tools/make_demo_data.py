@@ -5,9 +5,11 @@ Phoenix-2014T, the binariser reads it with the Phoenix reader and no special cas
 
     OUT/annotations/PHOENIX-2014-T.{train,dev,test}.corpus.csv   name|video|start|end|speaker|orth|translation
     OUT/frames/<split>/<name>/images0001.png …                   RGB frames
+    OUT/poses/<split>/<name>.pose                                keypoints of the same scene (pose-format)
     OUT/demo_data.json                                           what made it (also marks OUT as replaceable)
 
-Binarise it with ``slt-binarise`` pointing the Phoenix reader at ``OUT/annotations`` and ``OUT/frames``.
+Binarise it with ``slt-binarise`` pointing the Phoenix reader at ``OUT/annotations`` and ``OUT/frames`` (and
+``--poses OUT/poses`` for the keypoints).
 
 With ``--no-glosses`` the same corpus (same seed: the same clips and texts) is written as a corpus without glosses
 is distributed (How2Sign, YouTube-ASL: video and text only), one How2Sign-style TSV per split::
@@ -31,6 +33,9 @@ What is in it, and why:
 * Frame size: 64×64 by default. At that size the hand (radius ≈ 5 px) and its shape are still clearly visible,
   while a tiny CPU CNN processes a whole clip of ~50 frames in milliseconds; a frame is a ~3.5 KB PNG (the
   luminance noise is what costs bytes), the default corpus ~20,000 frames and ~80 MB on disk.
+* Keypoints: the same scene as MediaPipe Holistic would give it (body, both hands; tools/demo_poses.py): the
+  signer's right hand follows the drawn hand's path, its handshape stands for the drawn shape and colour.
+  Written from the clip's own track, so the frames are the same with or without them (``--no-poses``).
 * Recordings: every recording (one signer, a preferred time of day) holds 3–6 consecutive utterances named
   ``demo_recordingNNN-<k>``, so each but the first has a preceding utterance, which the dialogue teacher reads
   as context. A recording lies in one split.
@@ -347,13 +352,20 @@ def _signer_image(signer: Signer, height: int, width: int, offset: np.ndarray) -
     return image
 
 
-def render_clip(utterance: Utterance, seed: int, height: int, width: int) -> np.ndarray:
-    """The clip's frames, uint8 T×H×W×3, from the clip's own random stream."""
+def clip_track(utterance: Utterance, seed: int):
+    """The clip's random stream and what it draws first: the camera offset and the hand's track (centre, shape,
+    colour per frame); the frames and the keypoints are both drawn from it."""
     rng = np.random.default_rng([seed, 1, utterance.stream])
     offset = rng.uniform(-0.05, 0.05, size=2)
-    background = _signer_image(utterance.signer, height, width, offset)
     hand_offset = offset + np.array([utterance.signer.shift, 0.0])  # the hand moves with the signer
     xy, shape, colour = _hand_track(rng, utterance.sentence.glosses, hand_offset)
+    return rng, offset, xy, shape, colour
+
+
+def render_clip(utterance: Utterance, seed: int, height: int, width: int) -> np.ndarray:
+    """The clip's frames, uint8 T×H×W×3, from the clip's own random stream."""
+    rng, offset, xy, shape, colour = clip_track(utterance, seed)
+    background = _signer_image(utterance.signer, height, width, offset)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     dx = x[None] + 0.5 - xy[:, 0, None, None] * width
     dy = y[None] + 0.5 - xy[:, 1, None, None] * height
@@ -363,6 +375,22 @@ def render_clip(utterance: Utterance, seed: int, height: int, width: int) -> np.
     grain = rng.normal(0.0, rng.uniform(*NOISE_SIGMA), size=(len(frames), (height + 1) // 2, (width + 1) // 2, 1))
     frames += grain.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+CATEGORY_COLOURS = np.array([YELLOW, GREEN, BLUE, RED, ORANGE, REST_COLOUR], dtype=np.float32)
+
+
+def clip_keypoints(utterance: Utterance, seed: int, height: int, width: int):
+    """The clip's keypoints (pixels T×75×3, confidence T×75; tools/demo_poses.py), from the same track as its
+    frames; the keypoint noise comes from a stream of its own, so the frames do not depend on it."""
+    from tools.demo_poses import scene_keypoints
+
+    _, offset, xy, shape, colour = clip_track(utterance, seed)
+    category = np.argmin(((colour[:, None, :] - CATEGORY_COLOURS[None]) ** 2).sum(-1), axis=1)
+    shape = np.where(category == len(CATEGORY_COLOURS) - 1, len(SHAPES), shape)  # the resting hand's own shape
+    centre_x = 0.5 + offset[0] + utterance.signer.shift
+    return scene_keypoints(xy, shape, category, centre_x, offset[1], height, width,
+                           np.random.default_rng([seed, 2, utterance.stream]))
 
 
 # --- the corpus plan ---------------------------------------------------------------------------------------------
@@ -430,14 +458,21 @@ class ClipJob:
     seed: int
     height: int
     width: int
+    pose_path: Optional[str] = None
 
 
 def write_clip(job: ClipJob) -> int:
-    """Render one clip into its frame folder; returns its frame count."""
+    """Render one clip into its frame folder (and its keypoints into ``pose_path``); returns its frame count."""
     frames = render_clip(job.utterance, job.seed, job.height, job.width)
     os.makedirs(job.folder)
     for i, frame in enumerate(frames, start=1):
         Image.fromarray(frame).save(os.path.join(job.folder, f"images{i:04d}.png"), compress_level=1)
+    if job.pose_path:
+        from tools.demo_poses import write_pose
+
+        pixels, confidence = clip_keypoints(job.utterance, job.seed, job.height, job.width)
+        os.makedirs(os.path.dirname(job.pose_path), exist_ok=True)
+        write_pose(job.pose_path, pixels, confidence, job.height, job.width)
     return len(frames)
 
 
@@ -469,14 +504,17 @@ OWNER = Owner("slt-make-demo-data", MARKER, "generator")
 
 
 def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, workers: int,
-          overwrite: bool = False, glosses: Sequence[str] = GLOSSES, write_glosses: bool = True) -> Dict[str, int]:
+          overwrite: bool = False, glosses: Sequence[str] = GLOSSES, write_glosses: bool = True,
+          poses: bool = True) -> Dict[str, int]:
     """Write the corpus to ``out`` atomically (tools/atomic.py); returns the frame count per split. An existing
     ``out`` that is not a demo corpus is refused unless ``overwrite``. ``write_glosses=False``: annotations as a
     corpus without glosses (How2Sign-style TSVs); the clips and texts are the same."""
     with staging(out, OWNER, overwrite=overwrite) as tmp:
         utterances = plan_corpus(seed, sizes, glosses)
         write_annotations(os.path.join(tmp, "annotations"), utterances, write_glosses)
-        jobs = [ClipJob(u, os.path.join(tmp, "frames", u.split, u.name), seed, height, width) for u in utterances]
+        jobs = [ClipJob(u, os.path.join(tmp, "frames", u.split, u.name), seed, height, width,
+                        os.path.join(tmp, "poses", u.split, f"{u.name}.pose") if poses else None)
+                for u in utterances]
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
                 lengths = list(pool.map(write_clip, jobs, chunksize=8))
@@ -485,6 +523,7 @@ def build(out: str, seed: int, sizes: Dict[str, int], height: int, width: int, w
         frames = {split: sum(n for u, n in zip(utterances, lengths) if u.split == split) for split in SPLITS}
         meta = {"generator": "slt-make-demo-data", "seed": seed, "frame_size": [height, width],
                 "samples": sizes, "frames": frames, "glosses": list(glosses), "annotated_glosses": write_glosses,
+                "poses": poses,
                 "text_vocabulary": sorted({w for u in utterances for w in u.sentence.text.split()})}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False, indent=1)
@@ -525,6 +564,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="write the annotations as a corpus without glosses: OUT/annotations/<split>.tsv with "
                              "id, video, text, signer (How2Sign-style), for slt-binarise tsv --no-glosses; the clips "
                              "and texts are those of the same seed with glosses")
+    parser.add_argument("--no-poses", dest="poses", action="store_false",
+                        help="write no keypoints (OUT/poses/<split>/<name>.pose); the frames are the same either way")
     parser.add_argument("--workers", type=_count(1), default=min(2, os.cpu_count() or 1),
                         help="processes that render and write frames (the output does not depend on it)")
     return parser.parse_args(argv)
@@ -536,7 +577,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     start = time.perf_counter()
     try:
         frames = build(args.out, args.seed, sizes, *args.frame_size, workers=args.workers, overwrite=args.overwrite,
-                       glosses=args.glosses, write_glosses=args.write_glosses)
+                       glosses=args.glosses, write_glosses=args.write_glosses, poses=args.poses)
     except (FileExistsError, ValueError) as e:
         sys.exit(f"slt-make-demo-data: error: {e}")
     counts = ", ".join(f"{split} {sizes[split]} ({frames[split]} frames)" for split in SPLITS)

@@ -5,7 +5,9 @@ Values are plain bytes with a header, never pickles, so opening a store from els
 * a clip: ``b"SLTF"``, format version (u8), frame count (u32), each frame's byte length (u32 …), then the JPEG
   bytes of every frame, in order (little endian);
 * a feature array: the ``.npy`` format, read with ``allow_pickle=False`` after its header is checked (a numeric dtype,
-  a shape that fits the stored bytes).
+  a shape that fits the stored bytes);
+* a clip's keypoints (``poses.lmdb``): such an array, float16 T×K×(D+1), the D coordinates of each point and its
+  confidence last (see :mod:`slt_plugins.data.pose_files`).
 
 Whatever a value holds, reading it raises StoreError (one line naming the store and the key), never another error.
 
@@ -246,6 +248,9 @@ FEATURE_INDEX = "index.json"  # beside data.mdb: {"dim": C, "lengths": {id: T'},
 class FeatureStore(LmdbReader):
     """``features/<name>.lmdb``: clip id → float16 array T'×C, and an index of the lengths (``index.json``)."""
 
+    ndim = 2
+    what = "features are T'×C"
+
     def array(self, key: str) -> np.ndarray:
         return unpack_array(self.get(key), f"{self.path}:{key}")
 
@@ -276,10 +281,38 @@ class FeatureStore(LmdbReader):
                     raise StoreError(f"{self.path}: no entry {key!r}; extract features for every split "
                                      "(slt-extract-features --help)")
                 shape = array_shape(bytes(value[:4096]), f"{self.path}:{key}", len(value))
-                if len(shape) != 2:
-                    raise StoreError(f"{self.path}: array {key!r} has shape {shape}; features are T'×C")
+                if len(shape) != self.ndim:
+                    raise StoreError(f"{self.path}: array {key!r} has shape {shape}; {self.what}")
                 out.append(shape[0])
             return out
+
+
+POSE_STORE = "poses.lmdb"
+
+
+class PoseStore(FeatureStore):
+    """``poses.lmdb``: clip id → float16 T×K×(D+1) keypoints (confidence last); its ``index.json`` names the layout
+    (:mod:`slt_plugins.data.pose_layouts`), the points, D and each clip's T, as slt-binarise wrote them."""
+
+    ndim = 3
+    what = "keypoints are T×K×(D+1)"
+
+    def poses(self, key: str) -> np.ndarray:
+        array = self.array(key)
+        index = self.index()
+        expected = (len(index.get("points", ())) or array.shape[1], int(index.get("dims", array.shape[-1] - 1)) + 1)
+        if array.ndim != 3 or array.shape[0] < 1 or array.shape[1:] != expected:
+            raise StoreError(f"{self.path}: keypoints {key!r} have shape {array.shape}, expected T×{expected[0]}×"
+                             f"{expected[1]} by the store's index.json; binarise the dataset again")
+        return array
+
+    def layout(self) -> dict:
+        """The index's layout name, points and dims; a store without them is an error naming it."""
+        index = self.index()
+        if not isinstance(index.get("layout"), str) or not isinstance(index.get("dims"), int):
+            raise StoreError(f"{self.path}: its index.json names no keypoint layout and dims; binarise the dataset "
+                             "again with slt-binarise")
+        return {"layout": index["layout"], "dims": index["dims"], "points": index.get("points", [])}
 
 
 class LmdbWriter:

@@ -5,7 +5,8 @@ A batch is a dict in fairseq's layout::
 
     {"id": LongTensor B, "nsentences": B, "ntokens": int,
      "net_input": {"frames": uint8 B×T×3×H×W, "frame_lengths": LongTensor B}        # SignFrameDataset
-               or {"features": float B×T'×C, "feature_lengths": LongTensor B},     # SignFeatureDataset
+               or {"features": float B×T'×C, "feature_lengths": LongTensor B}      # SignFeatureDataset
+               or {"poses": float B×T×K×(D+1), "pose_lengths": LongTensor B},      # SignPoseDataset
                   (+ "prev_output_tokens": B×L when the dataset has an ``eos_idx``)
      "target": LongTensor B×L padded with pad_idx, "target_lengths": LongTensor B,  # both None without targets
      "gloss_target": …, "gloss_target_lengths": …}  # only with ``gloss_targets`` (sign2text: CTC beside the text)
@@ -30,8 +31,9 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
+from slt_plugins.data.lmdb_store import FeatureStore, FrameStore, PoseStore
 from slt_plugins.data.manifest import ManifestRow
+from slt_plugins.data.pose_transforms import PoseTransform, PoseTransformConfig
 from slt_plugins.data.video_transforms import ClipTransform, ClipTransformConfig, item_rng
 
 
@@ -196,6 +198,27 @@ class SignFeatureDataset(_SignDataset):
     def __getitem__(self, index: int) -> Dict:
         features = self.store.array(self.rows[index].id).astype(np.float32)
         return self._item(index, torch.from_numpy(features))
+
+
+class SignPoseDataset(_SignDataset):
+    """Keypoints of ``poses.lmdb`` (float16 T×K×(D+1) in the store, float32 out), augmented in training (see
+    :mod:`slt_plugins.data.pose_transforms`). Sizes are the stored frame counts."""
+
+    input_name, lengths_name = "poses", "pose_lengths"
+
+    def __init__(self, store: PoseStore, rows: List[ManifestRow], targets: Optional[List[torch.LongTensor]] = None,
+                 train: bool = False, seed: int = 1, pad_idx: int = 1, eos_idx: Optional[int] = None,
+                 shuffle: Optional[bool] = None, gloss_targets: Optional[List[torch.LongTensor]] = None,
+                 token_inputs: Optional[Dict[str, List[torch.LongTensor]]] = None, **transform_options):
+        super().__init__(rows, targets, store.lengths([r.id for r in rows]), pad_idx, eos_idx,
+                         train if shuffle is None else shuffle, gloss_targets, token_inputs)
+        self.store = store
+        self.transform = PoseTransform(PoseTransformConfig(**transform_options), train)
+        self.seed = seed
+
+    def __getitem__(self, index: int) -> Dict:
+        rng = item_rng(self.seed, self.epoch, index) if self.transform.train else None
+        return self._item(index, self.transform(self.store.poses(self.rows[index].id), rng))
 
 
 class SignLengthDataset(_SignDataset):

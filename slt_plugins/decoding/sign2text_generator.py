@@ -42,7 +42,7 @@ class Sign2TextGenerator(SequenceGenerator):
     def generate(self, models, sample, **kwargs):
         # SequenceGenerator reads the batch size and input length from ``src_tokens``: give it the input steps
         net_input = sample["net_input"]
-        lengths = net_input.get("frame_lengths", net_input.get("feature_lengths"))
+        lengths = next(net_input[k] for k in ("frame_lengths", "feature_lengths", "pose_lengths") if k in net_input)
         steps = torch.arange(int(lengths.max()), device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
         src_tokens = torch.where(steps, self.unk, self.pad)
         sample = dict(sample, net_input=dict(net_input, src_tokens=src_tokens, src_lengths=lengths))

@@ -184,9 +184,9 @@ class JointEncoder(FairseqEncoder):
         self.placeholder = text.dictionary.unk()  # any non-padding id: its embedding is replaced by the mapper's
 
     def forward(self, frames=None, frame_lengths=None, features=None, feature_lengths=None, return_all_hiddens=False,
-                **unused):
+                poses=None, pose_lengths=None, **unused):
         sign = self.sign(frames=frames, frame_lengths=frame_lengths, features=features,
-                         feature_lengths=feature_lengths)
+                         feature_lengths=feature_lengths, poses=poses, pose_lengths=pose_lengths)
         logits, padding_mask = sign.get("encoder_out"), sign["padding_mask"]  # T'×B×V (None: no classifier), B×T'
         mapped = self.mapper(sign["gloss_features"], logits.transpose(0, 1) if logits is not None else None)
         tokens, embeddings = self.append_source_tokens(mapped, padding_mask)
@@ -241,7 +241,7 @@ class JointModel(FairseqEncoderDecoderModel):
                              f"valid: {', '.join(sorted(f.name for f in dataclasses.fields(SignEncoderConfig)))}")
         visual_cfg = SignEncoderConfig(**visual)
         ctc_dict = task.ctc_dict if classifier else None
-        sign = SignEncoder(visual_cfg, ctc_dict, task.cfg.input, task.feature_dim)
+        sign = SignEncoder(visual_cfg, ctc_dict, task.cfg.input, task.feature_dim, getattr(task, "pose_input", None))
         if ARCH_MODEL_REGISTRY.get(cfg.translator_arch) is not MBartTranslator:
             raise ValueError(f"--translator-arch {cfg.translator_arch}: not an mbart_translator arch")
         translator_options = _options(cfg.translator_args, "translator-args")

@@ -3,9 +3,11 @@
 The backbone is chosen by name from the project's registry (``--visual-backbone s3d|cnn_tconv|resnet18|…``). With
 ``--sequence-model bilstm|transformer`` a sequence model follows the head: VAC's recogniser and the students of the
 distillation method, whose output then also carries the head's ``conv_logits`` (T'×B×V) for ConvCTC. On
-pre-extracted features (task option ``--input features``) no backbone is built and the head reads the features.
-Without a gloss dictionary (Sign2Text on a corpus without glosses) the encoder has no classifier: it gives the gloss
-representation alone, and its output has no ``encoder_out`` logits.
+pre-extracted features (task option ``--input features``) no backbone is built and the head reads the features. On
+keypoints (``--input poses``) the backbone is a pose backbone (``pose_tconv``, ``pose_stgcn``), told the store's
+layout and coordinate count; everything after it is the same. Without a gloss dictionary (Sign2Text on a corpus
+without glosses) the encoder has no classifier: it gives the gloss representation alone, and its output has no
+``encoder_out`` logits.
 The output follows fairseq's CTC models (wav2vec 2.0): ``encoder_out`` holds T'×B×V logits and ``padding_mask``
 B×T', so fairseq's ``ctc`` criterion and our CTC generator read it as they are.
 """
@@ -59,18 +61,26 @@ class SignEncoder(FairseqEncoder):
     """Frames (uint8 B×T×3×H×W) or features (B×T'×C) → gloss representation and gloss logits (none when
     ``dictionary`` is None: no glosses to classify)."""
 
-    def __init__(self, cfg: SignEncoderConfig, dictionary, input_kind: str, feature_dim: Optional[int] = None):
+    def __init__(self, cfg: SignEncoderConfig, dictionary, input_kind: str, feature_dim: Optional[int] = None,
+                 pose_input: Optional[dict] = None):
         super().__init__(dictionary)
         self.backbone = None
-        if input_kind not in ("frames", "features"):
-            raise ValueError(f"the sign encoder reads frames or features, not --input {input_kind}")
-        if input_kind == "frames":
+        if input_kind not in ("frames", "features", "poses"):
+            raise ValueError(f"the sign encoder reads frames, features or poses, not --input {input_kind}")
+        if input_kind in ("frames", "poses"):
             options = ast.literal_eval(cfg.backbone_args or "{}")
             if cfg.backbone_pretrained:
                 options["pretrained"] = cfg.backbone_pretrained
             if cfg.backbone_frozen_blocks is not None:
                 options["frozen_blocks"] = cfg.backbone_frozen_blocks
+            if input_kind == "poses":  # the store's layout decides the backbone's input (and its graph)
+                options.update(layout=pose_input["layout"], dims=pose_input["dims"])
             self.backbone = build_visual_backbone(cfg.visual_backbone, options)
+            if getattr(self.backbone, "input_kind", "frames") != input_kind:
+                raise ValueError(f"--visual-backbone {cfg.visual_backbone} reads "
+                                 f"{getattr(self.backbone, 'input_kind', 'frames')}, not --input {input_kind}; "
+                                 + ("choose pose_tconv or pose_stgcn" if input_kind == "poses" else
+                                    "choose s3d, cnn_tconv or resnet18"))
             feature_dim = self.backbone.output_dim
         classes = len(dictionary) if dictionary is not None else 0
         self.head = VisualHead(feature_dim, classes, cfg.head_dim, cfg.head_ff_dim, cfg.head_kernel_size,
@@ -92,13 +102,22 @@ class SignEncoder(FairseqEncoder):
         x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
         return self.backbone(x, frame_lengths)
 
-    def forward(self, frames=None, frame_lengths=None, features=None, feature_lengths=None, **unused):
-        if frames is not None:
+    def pose_features(self, poses: torch.Tensor, pose_lengths: torch.Tensor):
+        """The pose backbone's output for keypoints B×T×K×(D+1): B×T'×C and T' (what slt-extract-features stores)."""
+        if self.backbone is None or getattr(self.backbone, "input_kind", "frames") != "poses":
+            raise ValueError("this model was not built for keypoints (--input poses)")
+        return self.backbone(poses.float(), pose_lengths)
+
+    def forward(self, frames=None, frame_lengths=None, features=None, feature_lengths=None, poses=None,
+                pose_lengths=None, **unused):
+        if poses is not None:
+            x, lengths = self.pose_features(poses, pose_lengths)
+        elif frames is not None:
             x, lengths = self.visual_features(frames, frame_lengths)
         elif features is not None:
             x, lengths = features, feature_lengths
         else:
-            raise ValueError("the sign encoder needs frames or features in net_input")
+            raise ValueError("the sign encoder needs frames, features or poses in net_input")
         padding_mask = lengths_to_mask(lengths, x.size(1))
         gloss_features, logits = self.head(x, padding_mask)
         out = {}
@@ -125,7 +144,8 @@ class SignEncoder(FairseqEncoder):
 class SignToGlossModel(FairseqEncoderModel):
     @classmethod
     def build_model(cls, cfg: SignEncoderConfig, task):
-        encoder = SignEncoder(cfg, task.target_dictionary, task.cfg.input, getattr(task, "feature_dim", None))
+        encoder = SignEncoder(cfg, task.target_dictionary, task.cfg.input, getattr(task, "feature_dim", None),
+                              getattr(task, "pose_input", None))
         n_params = sum(p.numel() for p in encoder.parameters())
         logger.info(f"sign encoder: {cfg.visual_backbone if encoder.backbone else 'features'} → head "
                     f"{cfg.head_dim}; {n_params / 1e6:.2f}M parameters")
@@ -169,3 +189,21 @@ def vac_resnet18_transformer(cfg):
     cfg.sequence_model = getattr(cfg, "sequence_model", "transformer")
     cfg.sequence_args = getattr(cfg, "sequence_args", "{'hidden_dim': 512, 'layers': 2, 'heads': 8}")
     vac_resnet18_bilstm(cfg)
+
+
+@register_model_architecture("s3d_encoder", "pose_tconv_tiny")
+def pose_tconv_tiny(cfg):
+    """Keypoints (``--input poses``) through ``pose_tconv`` (MLP 64 wide) and a 64-wide head: the tests' and demo's
+    pose model."""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "pose_tconv")
+    cfg.backbone_args = getattr(cfg, "backbone_args", "{'hidden_dim': 64, 'output_dim': 64}")
+    s3d_encoder_tiny(cfg)
+
+
+@register_model_architecture("s3d_encoder", "pose_stgcn_tiny")
+def pose_stgcn_tiny(cfg):
+    """Keypoints through a small ``pose_stgcn`` (three blocks of 16, 32, 64 channels) and a 64-wide head."""
+    cfg.visual_backbone = getattr(cfg, "visual_backbone", "pose_stgcn")
+    cfg.backbone_args = getattr(cfg, "backbone_args", "{'channels': [16, 32, 64], 'strides': [1, 2, 2], "
+                                                      "'temporal_kernel': 5}")
+    s3d_encoder_tiny(cfg)

@@ -1,7 +1,8 @@
 """Task ``sign2gloss``: recognise the gloss sequence of a sign clip (continuous sign language recognition).
 
 Reads a binarised dataset (``data_bins/NAME``): the split manifests, ``dict.gloss.txt`` and either
-``frames.lmdb`` (``--input frames``, augmented in training) or ``features/<name>.lmdb`` (``--input features``).
+``frames.lmdb`` (``--input frames``, augmented in training), ``features/<name>.lmdb`` (``--input features``) or
+``poses.lmdb`` (``--input poses``: keypoints, augmented in training; docs/keypoints.md).
 Targets are gloss ids without end-of-sentence; the dictionary's ``<s>`` (index 0) is the CTC blank.
 fairseq-generate decodes with CTC greedy (``--beam 1``) or prefix beam search.
 """
@@ -17,15 +18,15 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from slt_plugins.data.dataset_meta import require_glosses
-from slt_plugins.data.lmdb_store import FeatureStore, FrameStore
+from slt_plugins.data.lmdb_store import POSE_STORE, FeatureStore, FrameStore, PoseStore
 from slt_plugins.data.manifest import manifest_path, read_manifest
-from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, SignLengthDataset
+from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, SignLengthDataset, SignPoseDataset
 from slt_plugins.data.text_inputs import TextInputs
 from slt_plugins.tasks.checkpoint_settings import CheckpointSettings
 
 logger = logging.getLogger(__name__)
 
-INPUT_KINDS = ("frames", "features", "lengths")
+INPUT_KINDS = ("frames", "features", "poses", "lengths")
 
 
 def load_gloss_dictionary(data: str) -> Dictionary:
@@ -46,8 +47,8 @@ class Sign2GlossConfig(FairseqDataclass):
     # a string, not a ChoiceEnum that could be None: fairseq's flat command line shares --input with
     # fairseq-interactive, whose field must hold a string
     input: str = field(default="", metadata={
-        "help": f"{' | '.join(INPUT_KINDS)}: read video frames (end to end), pre-extracted features, or only each "
-                "clip's frame count (for a model that reads text alone: the text→gloss teacher); default: the "
+        "help": f"{' | '.join(INPUT_KINDS)}: read video frames (end to end), pre-extracted features, keypoints "
+                "(poses.lmdb), or only each clip's frame count (for a model that reads text alone: the text→gloss teacher); default: the "
                 "checkpoint's, else frames"})
     text_inputs: bool = field(default=False, metadata={
         "help": "also give the model each utterance's translation and the preceding utterance's (net_input "
@@ -61,6 +62,14 @@ class Sign2GlossConfig(FairseqDataclass):
     temporal_scale_max: float = field(default=1.5)
     crop_area_min: float = field(default=0.7, metadata={
         "help": "training: a random crop keeps at least this fraction of the frame's area (SLRT: 0.7)"})
+    pose_rotation: float = field(default=15.0, metadata={
+        "help": "training on poses: rotate each clip's keypoints by up to this many degrees either way"})
+    pose_scale_min: float = field(default=0.8, metadata={
+        "help": "training on poses: scale x and y each by a factor between min and max"})
+    pose_scale_max: float = field(default=1.2)
+    pose_shear: float = field(default=0.15, metadata={"help": "training on poses: shear by up to this factor"})
+    pose_point_dropout: float = field(default=0.05, metadata={
+        "help": "training on poses: hide each keypoint in each frame with this probability"})
     persistent_workers: bool = field(default=False, metadata={
         "help": "keep data-loader workers across epochs (fairseq's default): they would never learn the new epoch, "
                 "so the training augmentation would repeat itself; off, workers restart each epoch"})
@@ -100,9 +109,17 @@ class SignInput(CheckpointSettings):
                 return None
             if self.cfg.input == "frames":
                 self._store = FrameStore(os.path.join(self.cfg.data, "frames.lmdb"))
+            elif self.cfg.input == "poses":
+                self._store = PoseStore(os.path.join(self.cfg.data, POSE_STORE))
             else:
                 self._store = FeatureStore(os.path.join(self.cfg.data, "features", f"{self.cfg.features}.lmdb"))
         return self._store
+
+    @property
+    def pose_input(self):
+        """With --input poses: the store's keypoint layout and coordinate count, which the pose backbone is built
+        for ({"layout", "dims", "points"}); else None."""
+        return self.store.layout() if self.cfg.input == "poses" else None
 
     def feature_dim_of_store(self):
         """C of the feature arrays (None when reading frames)."""
@@ -127,6 +144,13 @@ class SignInput(CheckpointSettings):
                 pad_idx=pad_idx, eos_idx=eos_idx, gloss_targets=gloss_targets, token_inputs=texts,
                 crop_area=(self.cfg.crop_area_min, 1.0),
                 temporal_scale=(self.cfg.temporal_scale_min, self.cfg.temporal_scale_max))
+        if self.cfg.input == "poses":
+            return SignPoseDataset(
+                self.store, rows, targets, train=train, seed=self.cfg.seed, pad_idx=pad_idx, eos_idx=eos_idx,
+                gloss_targets=gloss_targets, token_inputs=texts,
+                temporal_scale=(self.cfg.temporal_scale_min, self.cfg.temporal_scale_max),
+                rotation=self.cfg.pose_rotation, scale=(self.cfg.pose_scale_min, self.cfg.pose_scale_max),
+                shear=self.cfg.pose_shear, point_dropout=self.cfg.pose_point_dropout)
         if self.cfg.input == "lengths":
             if eos_idx is not None or gloss_targets is not None:
                 raise ValueError("--input lengths is for models that read text alone (sign2gloss)")

@@ -57,12 +57,13 @@ class HybridAttentionFusion(nn.Module):
 
 
 class DialogueEncoder(FairseqEncoder):
-    def __init__(self, cfg: DialogueTeacherConfig, gloss_dict, text_dict, input_kind: str, feature_dim=None):
+    def __init__(self, cfg: DialogueTeacherConfig, gloss_dict, text_dict, input_kind: str, feature_dim=None,
+                 pose_input=None):
         super().__init__(gloss_dict)
         if not cfg.sequence_model:
             raise ValueError("dialogue_teacher needs a --sequence-model (bilstm, transformer): its classifier reads "
                              "the fused sequence")
-        self.sign = SignEncoder(cfg, gloss_dict, input_kind, feature_dim)
+        self.sign = SignEncoder(cfg, gloss_dict, input_kind, feature_dim, pose_input)
         dim = self.sign.output_dim
         self.text = TextEncoder(text_dict, cfg.text_embed_dim, cfg.text_layers, cfg.text_heads, cfg.text_ff_dim,
                                 cfg.dropout)
@@ -120,7 +121,7 @@ class DialogueTeacher(FairseqEncoderModel):
         if not getattr(task.cfg, "text_inputs", False):
             raise ValueError("dialogue_teacher reads the preceding utterance: add --text-inputs (task.text_inputs)")
         encoder = DialogueEncoder(cfg, task.target_dictionary, task.text_inputs.dictionary, task.cfg.input,
-                                  getattr(task, "feature_dim", None))
+                                  getattr(task, "feature_dim", None), getattr(task, "pose_input", None))
         logger.info(f"dialogue teacher: {sum(p.numel() for p in encoder.parameters()) / 1e6:.2f}M parameters")
         return cls(encoder)
 
