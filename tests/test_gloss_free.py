@@ -121,7 +121,8 @@ def trained(data):
     return {"trained": root / "s2t" / "checkpoint_last.pt", "untrained": initial}
 
 
-def test_sign2text_learns_without_glosses(data, trained):
+def test_sign2text_learns_without_glosses(data, trained, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in training: fairseq-generate runs faster on a busy machine
     state = torch.load(trained["trained"], map_location="cpu", weights_only=False)
     assert state["cfg"]["model"]["gloss_classifier"] is False
     assert not [k for k in state["model"] if "classifier" in k]  # no gloss classifier in the checkpoint
@@ -132,7 +133,8 @@ def test_sign2text_learns_without_glosses(data, trained):
     assert scores[1] >= 5 and scores[1] >= scores[0] + 5, scores
 
 
-def test_a_gloss_free_bundle_translates_and_plots_the_translators_attention(data, trained, tmp_path):
+def test_a_gloss_free_bundle_translates_and_plots_the_translators_attention(data, trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     from slt_plugins.translator import BundleError, SignTranslator
 
     bundle = tmp_path / "bundle"
@@ -153,9 +155,10 @@ def test_a_gloss_free_bundle_translates_and_plots_the_translators_attention(data
         model.recognize(clip)
 
 
-def test_the_translator_starts_from_a_pruned_mbart_and_the_backbone_from_its_file(data, tmp_path):
+def test_the_translator_starts_from_a_pruned_mbart_and_the_backbone_from_its_file(data, tmp_path, monkeypatch):
     """No Gloss2Text or Sign2Gloss checkpoint: --pretrained-mbart and backbone_pretrained give the initial weights,
     and the trained checkpoint decodes once both files are gone."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     from test_prune_mbart import LANGS, make_tiny_mbart
     from tools.prune_mbart import main as prune_main
 
