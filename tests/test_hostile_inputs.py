@@ -296,7 +296,7 @@ def test_overwrite_lets_the_demo_generator_replace_a_folder_of_the_user(tmp_path
     rc, _, err = run_in_process(["slt-make-demo-data", "--out", "corpus", "--train", "4", "--dev", "1", "--test", "1",
                                  "--frame-size", "16", "16", "--overwrite"])
     assert rc == 0, err
-    assert sorted(os.listdir(tmp_path / "corpus")) == ["annotations", "demo_data.json", "frames"]
+    assert sorted(os.listdir(tmp_path / "corpus")) == ["annotations", "demo_data.json", "frames", "poses"]
 
 
 # --- item 6: duplicates are decided after validity ----------------------------------------------------------------
