@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from tools.progress import FORCE_VARIABLE
 
@@ -34,6 +34,12 @@ FRAME_SIZE = 32
 
 class StepFailed(RuntimeError):
     pass
+
+
+def shown(path: str) -> str:
+    """A path as the user reads it best: relative to the current folder when it lies inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def clock(seconds: float) -> str:
@@ -99,6 +105,22 @@ class TrainWatch:
         return ", ".join(parts + ([self.dev] if self.dev else []))
 
 
+class Estimate:
+    """Time left from the rate since the first progress seen: a tool's start-up (imports, loading data) is not
+    work done, and counting it would inflate the estimate of the work left."""
+
+    def __init__(self):
+        self.first = None  # (time, fraction) of the first progress report
+
+    def left(self, now: float, fraction: Optional[float]) -> Optional[float]:
+        if fraction is None:
+            return None
+        if self.first is None:
+            self.first = (now, fraction)
+        since, done = now - self.first[0], fraction - self.first[1]
+        return since / done * (1 - fraction) if done > 0 and since > 0 else None
+
+
 class Status:
     """One line on the terminal, rewritten in place at most twice a second; silent when stdout is no terminal."""
 
@@ -138,13 +160,14 @@ class Demo:
         """Run one command, its output (stdout and stderr) into ``logs/<step>.log`` and, through ``watch``, into
         the status line; returns the output."""
         log_path = os.path.join(self.logs, f"{step}.log")
-        shown = " ".join(os.path.basename(c) if i == 0 else os.path.relpath(c) if os.path.isabs(c) else c
+        words = " ".join(os.path.basename(c) if i == 0 else shown(c) if os.path.isabs(c) else c
                          for i, c in enumerate(cmd))
-        print(f"[demo] {step}: {shown}", flush=True)
+        print(f"[demo] {step}: {words}", flush=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.status.live:
             env[FORCE_VARIABLE] = "1"  # the tools' bars come through the pipe; we draw them on our status line
         started = time.time()
+        self._eta = Estimate()
         lines: List[str] = []
         with open(log_path, "w", encoding="utf-8") as log:
             proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
@@ -165,19 +188,19 @@ class Demo:
         return output
 
     def _tick(self, step: str, started: float, watch) -> None:
-        elapsed = time.time() - started
+        now = time.time()
         parts = [f"[demo] {step}:"]
-        fraction = watch.fraction() if watch is not None else None
         if watch is not None and watch.describe():
             parts.append(watch.describe() + ",")
-        parts.append(f"{clock(elapsed)} elapsed")
-        if fraction:
-            parts.append(f"~{clock(elapsed / fraction * (1 - fraction))} left")
+        parts.append(f"{clock(now - started)} elapsed")
+        left = self._eta.left(now, watch.fraction() if watch is not None else None)
+        if left is not None:
+            parts.append(f"~{clock(left)} left")
         self.status.show(" ".join(parts))
 
     def train(self, step: str, config: str, data: str, save_dir: str, extra: List[str], metric: str) -> None:
         if os.path.isfile(os.path.join(save_dir, "checkpoint_best.pt")):
-            print(f"[demo] {step}: {os.path.relpath(save_dir)}/checkpoint_best.pt exists, skipped")
+            print(f"[demo] {step}: {shown(save_dir)}/checkpoint_best.pt exists, skipped")
             return
         watch = TrainWatch(max_epoch(config, extra), metric)
         self.run(step, [script("fairseq-hydra-train"), "--config-dir", DEMO_CONFIGS, "--config-name", config,
@@ -307,16 +330,15 @@ def main(argv=None) -> int:
         return 1
 
     print(f"\n[demo] demo corpus, test split ({time.time() - started:.0f} s; logs and hypotheses in "
-          f"{os.path.relpath(demo.logs)})")
+          f"{shown(demo.logs)})")
     print(results)
-    print(f"\n[demo] {os.path.relpath(video)} (test clip {key}) through the exported model:")
+    print(f"\n[demo] {shown(video)} (test clip {key}) through the exported model:")
     print("\n".join("[demo]   " + line.strip() for line in translated.splitlines()[1:] if line.strip()))
     print(f"[demo]   reference glosses: {glosses}")
     print(f"[demo]   reference text:    {text}")
-    print(f"[demo] the model bundle: {os.path.relpath(bundle)}/   its alignment picture: {os.path.relpath(picture)}")
+    print(f"[demo] the model bundle: {shown(bundle)}/   its alignment picture: {shown(picture)}")
     print("[demo] translate your own video with it:")
-    print(f"  {os.path.relpath(script('slt-translate'))} --model {os.path.relpath(bundle)} YOUR_VIDEO.mp4 "
-          f"--plot alignment.png")
+    print(f"  {shown(script('slt-translate'))} --model {shown(bundle)} YOUR_VIDEO.mp4 --plot alignment.png")
     return 0
 
 
