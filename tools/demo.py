@@ -42,6 +42,11 @@ def shown(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
+def in_repo(path: str) -> str:
+    relative = os.path.relpath(path, REPO)
+    return path if relative.startswith("..") else relative
+
+
 def clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -323,7 +328,9 @@ def main(argv=None) -> int:
                             "--out", bundle])
         key, glosses, text = first_test_clip(raw)
         write_example_video(raw, key, video)
-        translated = demo.run("translate", [script("slt-translate"), "--model", bundle, video, "--plot", picture])
+        # relative to the repository (the tools' working folder) where it can: the picture's title names the video
+        translated = demo.run("translate", [script("slt-translate"), "--model", bundle, in_repo(video), "--plot",
+                                            picture])
     except StepFailed as e:
         demo.status.clear()
         print(f"[demo] {e}", file=sys.stderr)
