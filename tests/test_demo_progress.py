@@ -82,3 +82,10 @@ def test_example_video_is_a_readable_video_of_the_first_test_clip(tmp_path):
     assert video.shape == frames.shape, (video.shape, frames.shape)
     # the codec's and the up- and down-scaling's error only (another clip differs by tens of grey levels)
     assert np.abs(video.astype(float) - frames.astype(float)).mean() < 8
+
+
+def test_time_left_counts_from_the_first_progress_not_from_the_start_up():
+    estimate = demo.Estimate()
+    assert estimate.left(100.0, None) is None
+    assert estimate.left(130.0, 0.1) is None  # 30 s of imports and loading before the first report
+    assert estimate.left(140.0, 0.2) == pytest.approx(80.0)  # 10 s for 10 %: 80 s for the 80 % left

@@ -27,9 +27,7 @@ from tools.progress import FORCE_VARIABLE
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 DEMO_CONFIGS = os.path.join(REPO, "configs", "demo")
-# the demo trains on 32×32 frames: the corpus is drawn at 64×64 (its video and pictures stay legible) and
-# binarised at 32, where the demo's CNN runs ~10× faster and the hand's path, colour and shape still show
-FRAME_SIZE = 32
+FRAME_SIZE = 0  # slt-binarise keeps the corpus's 64×64 frames (configs/demo/s2g.yaml crops 64×64)
 
 
 class StepFailed(RuntimeError):
