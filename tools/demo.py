@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from typing import List, Optional
 
@@ -131,22 +132,25 @@ class Status:
         self.live = live
         self.shown = 0.0
         self.width = 0
+        self.lock = threading.Lock()  # the output reader and the clock both update the line
 
     def show(self, text: str, force: bool = False) -> None:
-        if not self.live or (not force and time.time() - self.shown < 0.5):
-            return
-        self.shown = time.time()
-        columns = shutil.get_terminal_size((100, 20)).columns - 1
-        text = text[:columns]
-        sys.stdout.write("\r" + text.ljust(self.width))
-        sys.stdout.flush()
-        self.width = len(text)
+        with self.lock:
+            if not self.live or (not force and time.time() - self.shown < 0.5):
+                return
+            self.shown = time.time()
+            columns = shutil.get_terminal_size((100, 20)).columns - 1
+            text = text[:columns]
+            sys.stdout.write("\r" + text.ljust(self.width))
+            sys.stdout.flush()
+            self.width = len(text)
 
     def clear(self) -> None:
-        if self.live and self.width:
-            sys.stdout.write("\r" + " " * self.width + "\r")
-            sys.stdout.flush()
-            self.width = 0
+        with self.lock:
+            if self.live and self.width:
+                sys.stdout.write("\r" + " " * self.width + "\r")
+                sys.stdout.flush()
+                self.width = 0
 
 
 class Demo:
@@ -174,6 +178,10 @@ class Demo:
         lines: List[str] = []
         with open(log_path, "w", encoding="utf-8") as log:
             proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            done = threading.Event()
+            clock_thread = threading.Thread(target=self._clock, args=(step, started, watch, done), daemon=True)
+            if self.status.live:  # the elapsed time moves on while a step prints nothing (the corpus, start-up)
+                clock_thread.start()
             for line in _lines(proc.stdout):
                 if not line.endswith("\r"):  # a bar's intermediate states are not kept
                     log.write(line)
@@ -182,6 +190,9 @@ class Demo:
                     watch.feed(line)
                 self._tick(step, started, watch)
             proc.wait()
+            done.set()
+            if clock_thread.is_alive():
+                clock_thread.join()
         self.status.clear()
         output = "".join(lines)
         if proc.returncode != 0:
@@ -189,6 +200,10 @@ class Demo:
             raise StepFailed(f"step '{step}' failed (exit {proc.returncode}); last lines of {log_path}:\n{tail}")
         print(f"[demo] {step}: done in {time.time() - started:.0f} s", flush=True)
         return output
+
+    def _clock(self, step: str, started: float, watch, done: threading.Event) -> None:
+        while not done.wait(1.0):
+            self._tick(step, started, watch)
 
     def _tick(self, step: str, started: float, watch) -> None:
         now = time.time()
