@@ -217,7 +217,7 @@ def train_baseline(args, work):
     run([os.path.join(BIN, "fairseq-preprocess"), "--source-lang", "gloss", "--target-lang", "text", "--trainpref",
          os.path.join(text_dir, "train"), "--validpref", os.path.join(text_dir, "dev"), "--destdir", binarised,
          "--workers", str(args.threads)], os.path.join(save, "preprocess.log"), args.threads)
-    # --user-dir slt_plugins only for its torch>=2.6 checkpoint-loading and remainder-batch fixes (see README)
+    # --user-dir slt_plugins only for its torch>=2.6 checkpoint-loading and remainder-batch fixes (see docs/install.md)
     common = ["--user-dir", "slt_plugins", "--task", "translation", "-s", "gloss", "-t", "text"]
     run([os.path.join(BIN, "fairseq-train"), binarised, *common, *BASELINE_ARGS, "--max-epoch", str(args.max_epoch),
          "--stop-time-hours", str(args.minutes / 60), "--save-dir", save, "--no-epoch-checkpoints",

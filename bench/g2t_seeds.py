@@ -1,6 +1,6 @@
 """Benchmark: variants of the from-scratch Gloss2Text recipe over several seeds, as means against the recipe itself.
 
-One 55-minute run of the recipe lands within about ±0.4 BLEU-4 of its mean on 519 dev sentences (README), which
+One 55-minute run of the recipe lands within about ±0.4 BLEU-4 of its mean on 519 dev sentences (docs/gloss2text.md), which
 is the size of most changes worth trying. This runs each variant with each seed (``--seeds 1 2 3``), as many runs
 at once as ``--jobs`` allows, and prints per variant the seeds' dev BLEU-4 (beam 5, best greedy-dev-BLEU
 checkpoint, and the last 5 epochs averaged), their mean and standard deviation, the hypothesis/reference length

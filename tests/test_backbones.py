@@ -407,3 +407,23 @@ def test_resnet18_frozen_blocks():
     assert not any(p.requires_grad for p in all_frozen.parameters())
     with pytest.raises(ValueError, match="frozen_blocks=7, but this ResNet18 has 6 blocks"):
         build_visual_backbone("resnet18", output_dim=8, frozen_blocks=7)
+
+
+def test_cnn_tconv_channels_last_gives_the_default_layouts_numbers():
+    """The 2D stages run channels last (faster on a CPU); the same weights in the default layout, as plain PyTorch
+    code would run them, give the same features and gradients up to float rounding."""
+    import copy
+
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = build_visual_backbone("cnn_tconv", {"channels": [8, 16, 16], "output_dim": 16, "pool_grid": 2}).train()
+    reference = copy.deepcopy(model.frame_cnn).to(memory_format=torch.contiguous_format)
+    frames = torch.rand(6, 3, 32, 32)  # contiguous, as plain code has them
+    ours = model._frame_features(frames)
+    plain = F.adaptive_avg_pool2d(reference(frames * 2 - 1), 2).flatten(1)
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
+    (ours.square().sum()).backward()
+    (plain.square().sum()).backward()
+    for (name, a), b in zip(model.frame_cnn.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=name)

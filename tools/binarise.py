@@ -26,7 +26,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import sentencepiece as spm
 from fairseq.data import Dictionary
-from tqdm import tqdm
 
 from slt_plugins import __version__
 from slt_plugins.data.lmdb_store import FEATURE_INDEX, POSE_STORE, LmdbWriter, encode_jpeg, pack_clip
@@ -35,6 +34,7 @@ from slt_plugins.data.pose_layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from slt_plugins.data.manifest import ManifestError, ManifestRow, manifest_path, write_manifest
 from slt_plugins.data.video_io import ClipReadError, iter_clip_frames
 from tools.atomic import OutputError, Owner, staging
+from tools.progress import progress_bar
 from tools.corpora import (CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv,
                            split_problem)
 
@@ -119,8 +119,8 @@ def write_frames(utterances: List[Utterance], path: str, shorter_side: Optional[
     results = pool.imap(_encode_clip, jobs, chunksize=2) if pool else map(_encode_clip, jobs)
     try:
         with LmdbWriter(path) as writer:
-            for u, (packed, count, error) in tqdm(zip(utterances, results), total=len(jobs), desc="frames",
-                                                  unit="clip", disable=None):
+            for u, (packed, count, error) in progress_bar(zip(utterances, results), total=len(jobs),
+                                                          desc="frames", unit="clip"):
                 if packed is None:
                     row = InvalidRow(u.origin, u.id, error)
                     if not skip_invalid:

@@ -3,8 +3,14 @@
 make the corpus (slt-make-demo-data) → binarise it (slt-binarise) → train Sign2Gloss and Gloss2Text
 (fairseq-hydra-train with ``configs/demo``) → extract the Sign2Gloss backbone's features (slt-extract-features) →
 train Sign2Text from both checkpoints on those features → decode the test split (fairseq-generate) → print the
-WER, BLEU-4 and ROUGE-L of each stage. Each step's output lands in ``--workdir``; a step whose output is already
-there is skipped, so a second run only evaluates (``--fresh`` starts over).
+WER, BLEU-4 and ROUGE-L of each stage → export the Sign2Text model as a bundle (slt-export), write one test clip as
+a video file and translate it with slt-translate, drawing its alignment picture. Each step's output lands in
+``--workdir``; a step whose output is already there is skipped, so a second run only evaluates (``--fresh`` starts
+over).
+
+On a terminal each step keeps one status line up to date: the training epoch k/N, the updates, the time spent and
+left, the last dev metric; the clips done of binarising, feature extraction and decoding. Its full output goes to
+``--workdir/logs/<step>.log``. Not on a terminal (a log file, CI), it prints one line as each step starts and ends.
 """
 
 import argparse
@@ -13,42 +19,274 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from typing import List
+from typing import List, Optional
+
+from tools.progress import FORCE_VARIABLE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
+DEMO_CONFIGS = os.path.join(REPO, "configs", "demo")
+FRAME_SIZE = 0  # slt-binarise keeps the corpus's 64×64 frames (configs/demo/s2g.yaml crops 64×64)
 
 
 class StepFailed(RuntimeError):
     pass
 
 
-def run(step: str, cmd: List[str], log_dir: str) -> str:
-    """Run one command, its output teed to ``log_dir/<step>.log``; returns the output."""
-    log_path = os.path.join(log_dir, f"{step}.log")
-    print(f"[demo] {step}: {' '.join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
-    started = time.time()
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        log.write(proc.stdout)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-15:])
-        raise StepFailed(f"step '{step}' failed (exit {proc.returncode}); last lines of {log_path}:\n{tail}")
-    print(f"[demo] {step}: done in {time.time() - started:.0f} s", flush=True)
-    return proc.stdout
+def shown(path: str) -> str:
+    """A path as the user reads it best: relative to the current folder when it lies inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def in_repo(path: str) -> str:
+    relative = os.path.relpath(path, REPO)
+    return path if relative.startswith("..") else relative
+
+
+def clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class CountWatch:
+    """Progress of a tool that counts work items: the last ``k/N`` (tqdm's bar) or ``k / N`` (fairseq's simple
+    progress) in its output."""
+
+    pattern = re.compile(r"(?<![\d.])(\d+) ?/ ?(\d+)(?![\d.])")
+
+    def __init__(self, unit: str = "clips"):
+        self.unit = unit
+        self.done = self.total = 0
+
+    def feed(self, line: str) -> None:
+        found = self.pattern.findall(line)
+        if found:
+            self.done, self.total = (int(x) for x in found[-1])
+
+    def fraction(self) -> Optional[float]:
+        return self.done / self.total if self.total else None
+
+    def describe(self) -> str:
+        return f"{self.done}/{self.total} {self.unit}" if self.total else ""
+
+
+class TrainWatch:
+    """Progress of fairseq-train from its simple log format: ``epoch 003:     20 / 40 …`` lines each
+    ``log_interval`` updates, and ``valid on 'dev' subset | … | wer 12.3 |`` after each epoch."""
+
+    inner = re.compile(r"epoch (\d+):\s+(\d+) / (\d+)")
+    valid = re.compile(r"epoch (\d+) \| valid on '[^']+' subset \|(.*)")
+
+    def __init__(self, max_epoch: int, metric: str):
+        self.max_epoch, self.metric = max_epoch, metric
+        self.epoch, self.update, self.per_epoch = 1, 0, 0
+        self.dev = ""
+
+    def feed(self, line: str) -> None:
+        inner = self.inner.search(line)
+        if inner:
+            self.epoch, self.update, self.per_epoch = (int(x) for x in inner.groups())
+            return
+        valid = self.valid.search(line)
+        if valid:
+            self.epoch, self.update = int(valid.group(1)), self.per_epoch
+            value = re.search(rf"\| {self.metric} ([\d.]+)", valid.group(2) + " |")
+            if value:
+                self.dev = f"dev {self.metric.upper() if self.metric == 'wer' else self.metric} {value.group(1)}"
+
+    def fraction(self) -> Optional[float]:
+        if not self.per_epoch:
+            return None
+        return ((self.epoch - 1) * self.per_epoch + self.update) / (self.max_epoch * self.per_epoch)
+
+    def describe(self) -> str:
+        parts = [f"epoch {self.epoch}/{self.max_epoch}"]
+        if self.per_epoch:
+            parts.append(f"update {self.update}/{self.per_epoch}")
+        return ", ".join(parts + ([self.dev] if self.dev else []))
+
+
+class Estimate:
+    """Time left from the rate since the first progress seen: a tool's start-up (imports, loading data) is not
+    work done, and counting it would inflate the estimate of the work left."""
+
+    def __init__(self):
+        self.first = None  # (time, fraction) of the first progress report
+
+    def left(self, now: float, fraction: Optional[float]) -> Optional[float]:
+        if fraction is None:
+            return None
+        if self.first is None:
+            self.first = (now, fraction)
+        since, done = now - self.first[0], fraction - self.first[1]
+        return since / done * (1 - fraction) if done > 0 and since > 0 else None
+
+
+class Status:
+    """One line on the terminal, rewritten in place at most twice a second; silent when stdout is no terminal."""
+
+    def __init__(self, live: bool):
+        self.live = live
+        self.shown = 0.0
+        self.width = 0
+        self.lock = threading.Lock()  # the output reader and the clock both update the line
+
+    def show(self, text: str, force: bool = False) -> None:
+        with self.lock:
+            if not self.live or (not force and time.time() - self.shown < 0.5):
+                return
+            self.shown = time.time()
+            columns = shutil.get_terminal_size((100, 20)).columns - 1
+            text = text[:columns]
+            sys.stdout.write("\r" + text.ljust(self.width))
+            sys.stdout.flush()
+            self.width = len(text)
+
+    def clear(self) -> None:
+        with self.lock:
+            if self.live and self.width:
+                sys.stdout.write("\r" + " " * self.width + "\r")
+                sys.stdout.flush()
+                self.width = 0
+
+
+class Demo:
+    def __init__(self, work: str, live: bool):
+        self.work = work
+        self.logs = os.path.join(work, "logs")
+        self.status = Status(live)
+        os.makedirs(self.logs, exist_ok=True)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.work, *parts)
+
+    def run(self, step: str, cmd: List[str], watch=None) -> str:
+        """Run one command, its output (stdout and stderr) into ``logs/<step>.log`` and, through ``watch``, into
+        the status line; returns the output."""
+        log_path = os.path.join(self.logs, f"{step}.log")
+        words = " ".join(os.path.basename(c) if i == 0 else shown(c) if os.path.isabs(c) else c
+                         for i, c in enumerate(cmd))
+        print(f"[demo] {step}: {words}", flush=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.status.live:
+            env[FORCE_VARIABLE] = "1"  # the tools' bars come through the pipe; we draw them on our status line
+        started = time.time()
+        self._eta = Estimate()
+        lines: List[str] = []
+        with open(log_path, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            done = threading.Event()
+            clock_thread = threading.Thread(target=self._clock, args=(step, started, watch, done), daemon=True)
+            if self.status.live:  # the elapsed time moves on while a step prints nothing (the corpus, start-up)
+                clock_thread.start()
+            for line in _lines(proc.stdout):
+                if not line.endswith("\r"):  # a bar's intermediate states are not kept
+                    log.write(line)
+                    lines.append(line)
+                if watch is not None:
+                    watch.feed(line)
+                self._tick(step, started, watch)
+            proc.wait()
+            done.set()
+            if clock_thread.is_alive():
+                clock_thread.join()
+        self.status.clear()
+        output = "".join(lines)
+        if proc.returncode != 0:
+            tail = "".join(lines[-15:])
+            raise StepFailed(f"step '{step}' failed (exit {proc.returncode}); last lines of {log_path}:\n{tail}")
+        print(f"[demo] {step}: done in {time.time() - started:.0f} s", flush=True)
+        return output
+
+    def _clock(self, step: str, started: float, watch, done: threading.Event) -> None:
+        while not done.wait(1.0):
+            self._tick(step, started, watch)
+
+    def _tick(self, step: str, started: float, watch) -> None:
+        now = time.time()
+        parts = [f"[demo] {step}:"]
+        if watch is not None and watch.describe():
+            parts.append(watch.describe() + ",")
+        parts.append(f"{clock(now - started)} elapsed")
+        left = self._eta.left(now, watch.fraction() if watch is not None else None)
+        if left is not None:
+            parts.append(f"~{clock(left)} left")
+        self.status.show(" ".join(parts))
+
+    def train(self, step: str, config: str, data: str, save_dir: str, extra: List[str], metric: str) -> None:
+        if os.path.isfile(os.path.join(save_dir, "checkpoint_best.pt")):
+            print(f"[demo] {step}: {shown(save_dir)}/checkpoint_best.pt exists, skipped")
+            return
+        watch = TrainWatch(max_epoch(config, extra), metric)
+        self.run(step, [script("fairseq-hydra-train"), "--config-dir", DEMO_CONFIGS, "--config-name", config,
+                        f"task.data={data}", f"checkpoint.save_dir={save_dir}", *extra], watch)
+
+
+def _lines(stream) -> "iter":
+    """Text lines of a byte stream, a carriage return ending one as a newline does (tqdm redraws with it)."""
+    buffer = b""
+    while True:
+        chunk = stream.read1(65536)
+        if not chunk:
+            break
+        buffer += chunk
+        parts = re.split(rb"(?<=[\r\n])", buffer)
+        buffer = parts.pop()
+        for part in parts:
+            yield part.decode("utf-8", "replace")
+    if buffer:
+        yield buffer.decode("utf-8", "replace")
+
+
+def max_epoch(config: str, overrides: List[str]) -> int:
+    for item in overrides:
+        if item.startswith("optimization.max_epoch="):
+            return int(item.split("=", 1)[1])
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(os.path.join(DEMO_CONFIGS, f"{config}.yaml")).optimization.max_epoch)
 
 
 def script(name: str) -> str:
     return os.path.join(BIN, name)
 
 
-def train(step: str, config: str, data: str, save_dir: str, logs: str, extra: List[str]) -> None:
-    if os.path.isfile(os.path.join(save_dir, "checkpoint_best.pt")):
-        print(f"[demo] {step}: {save_dir}/checkpoint_best.pt exists, skipped")
-        return
-    run(step, [script("fairseq-hydra-train"), "--config-dir", os.path.join(REPO, "configs", "demo"),
-               "--config-name", config, f"task.data={data}", f"checkpoint.save_dir={save_dir}", *extra], logs)
+def metric(output: str, name: str) -> str:
+    found = re.search(re.escape(name) + r" ([\d.]+)", output)
+    if not found:
+        raise StepFailed(f"no '{name}' figure in the decoding output")
+    return found.group(1)
+
+
+def first_test_clip(corpus: str):
+    """Id, glosses and text of the corpus's first test clip, from its Phoenix-style annotations."""
+    path = os.path.join(corpus, "annotations", "PHOENIX-2014-T.test.corpus.csv")
+    with open(path, encoding="utf-8") as f:
+        fields = f.read().splitlines()[1].split("|")
+    return fields[0], fields[5], fields[6]
+
+
+def write_example_video(corpus: str, key: str, out: str) -> None:
+    """The clip's frames as the corpus generator drew them (64×64), enlarged to 256×256, as an H.264 video: what a
+    user would hand to slt-translate."""
+    import av
+    from PIL import Image
+
+    folder = os.path.join(corpus, "frames", "test", key)
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".png"))
+    tmp = out + ".tmp.mp4"
+    with av.open(tmp, "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        stream.options = {"crf": "16"}
+        for name in names:
+            image = Image.open(os.path.join(folder, name)).convert("RGB").resize((256, 256), Image.BICUBIC)
+            container.mux(stream.encode(av.VideoFrame.from_image(image)))
+        container.mux(stream.encode())
+    os.replace(tmp, out)
 
 
 def main(argv=None) -> int:
@@ -61,52 +299,66 @@ def main(argv=None) -> int:
     work = os.path.abspath(args.workdir)
     if args.fresh:
         shutil.rmtree(work, ignore_errors=True)
-    logs = os.path.join(work, "logs")
-    os.makedirs(logs, exist_ok=True)
-    raw, data = os.path.join(work, "corpus"), os.path.join(work, "data")
+    demo = Demo(work, live=sys.stdout.isatty())
+    raw, data = demo.path("corpus"), demo.path("data")
+    s2g_ckpt, g2t_ckpt, s2t_ckpt = (demo.path(stage, "checkpoint_best.pt") for stage in ("s2g", "g2t", "s2t"))
     started = time.time()
     try:
         if not os.path.isdir(os.path.join(raw, "annotations")):
-            run("corpus", [script("slt-make-demo-data"), "--out", raw, "--seed", str(args.seed)], logs)
+            demo.run("corpus", [script("slt-make-demo-data"), "--out", raw, "--seed", str(args.seed)])
         if not os.path.isfile(os.path.join(data, "meta.json")):
-            run("binarise", [script("slt-binarise"), "phoenix-2014t", "--annotations", os.path.join(raw, "annotations"),
-                             "--frames", os.path.join(raw, "frames"), "--out", data, "--frame-size", "0"], logs)
+            demo.run("binarise", [script("slt-binarise"), "phoenix-2014t", "--annotations",
+                                  os.path.join(raw, "annotations"), "--frames", os.path.join(raw, "frames"),
+                                  "--out", data, "--frame-size", str(FRAME_SIZE)], CountWatch())
         seed = [f"common.seed={args.seed}"]
-        train("sign2gloss", "s2g", data, os.path.join(work, "s2g"), logs, seed)
-        train("gloss2text", "g2t", data, os.path.join(work, "g2t"), logs, seed)
-        run("features", [script("slt-extract-features"), "--checkpoint",
-                         os.path.join(work, "s2g", "checkpoint_best.pt"), "--data", data, "--batch-size", "8",
-                         "--num-workers", "1", "--quiet"], logs)
-        train("sign2text", "s2t", data, os.path.join(work, "s2t"), logs, seed + [
-            f"model.sign2gloss_checkpoint={os.path.join(work, 's2g', 'checkpoint_best.pt')}",
-            f"model.gloss2text_checkpoint={os.path.join(work, 'g2t', 'checkpoint_best.pt')}"])
+        demo.train("sign2gloss", "s2g", data, demo.path("s2g"), seed, "wer")
+        demo.train("gloss2text", "g2t", data, demo.path("g2t"), seed, "loss")
+        demo.run("features", [script("slt-extract-features"), "--checkpoint", s2g_ckpt, "--data", data,
+                              "--batch-size", "8", "--num-workers", "0"], CountWatch())
+        demo.train("sign2text", "s2t", data, demo.path("s2t"), seed + [
+            f"model.sign2gloss_checkpoint={s2g_ckpt}", f"model.gloss2text_checkpoint={g2t_ckpt}"], "bleu")
 
         # generation reads in the main process (--num-workers 0): it is quick, and fairseq-generate leaves its
         # loader's worker running at exit, where we saw a rare abort ("terminate called without an active exception")
         generate = [script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--gen-subset", "test", "--beam",
-                    "5", "--batch-size", "8", "--num-workers", "0"]
-        s2g = run("sign2gloss-test", generate + [
-            "--task", "sign2gloss", "--crop-size", "64", "--path", os.path.join(work, "s2g", "checkpoint_best.pt"),
-            "--scoring", "wer"], logs)
-        g2t = run("gloss2text-test", generate + [
-            "--task", "gloss2text", "--path", os.path.join(work, "g2t", "checkpoint_best.pt"),
-            "--scoring", "translation_metrics"], logs)
-        s2t = run("sign2text-test", generate + [
-            "--task", "sign2text", "--input", "features", "--features", "cnn_tconv",
-            "--path", os.path.join(work, "s2t", "checkpoint_best.pt"), "--scoring", "translation_metrics"], logs)
+                    "5", "--batch-size", "8", "--num-workers", "0", "--log-format", "simple", "--log-interval", "1"]
+        s2g = demo.run("sign2gloss-test", generate + [
+            "--task", "sign2gloss", "--path", s2g_ckpt, "--scoring", "wer"], CountWatch("batches"))
+        g2t = demo.run("gloss2text-test", generate + [
+            "--task", "gloss2text", "--path", g2t_ckpt, "--scoring", "translation_metrics"], CountWatch("batches"))
+        s2t = demo.run("sign2text-test", generate + [
+            "--task", "sign2text", "--input", "features", "--features", "cnn_tconv", "--path", s2t_ckpt,
+            "--scoring", "translation_metrics"], CountWatch("batches"))
+        results = (f"[demo]   Sign2Gloss  WER {metric(s2g, 'WER:')} %\n"
+                   f"[demo]   Gloss2Text  BLEU-4 {metric(g2t, 'BLEU-4')}  ROUGE-L {metric(g2t, 'ROUGE-L')}  "
+                   "(reference glosses in)\n"
+                   f"[demo]   Sign2Text   BLEU-4 {metric(s2t, 'BLEU-4')}  ROUGE-L {metric(s2t, 'ROUGE-L')}  "
+                   f"WER {metric(s2t, '| WER')} %  (video features in)")
+
+        # the next step: the model as a bundle, run on a video file as a user would run it on their own
+        bundle, video, picture = demo.path("bundle"), demo.path("example.mp4"), demo.path("example-alignment.png")
+        demo.run("export", [script("slt-export"), "--checkpoint", s2t_ckpt, "--backbone-checkpoint", s2g_ckpt,
+                            "--out", bundle])
+        key, glosses, text = first_test_clip(raw)
+        write_example_video(raw, key, video)
+        # relative to the repository (the tools' working folder) where it can: the picture's title names the video
+        translated = demo.run("translate", [script("slt-translate"), "--model", bundle, in_repo(video), "--plot",
+                                            picture])
     except StepFailed as e:
+        demo.status.clear()
         print(f"[demo] {e}", file=sys.stderr)
         return 1
 
-    def metric(output: str, name: str) -> str:
-        return re.search(re.escape(name) + r" ([\d.]+)", output).group(1)
-
-    print(f"\n[demo] demo corpus, test split ({time.time() - started:.0f} s; logs and hypotheses in {logs})")
-    print(f"[demo]   Sign2Gloss  WER {metric(s2g, 'WER:')} %")
-    print(f"[demo]   Gloss2Text  BLEU-4 {metric(g2t, 'BLEU-4')}  ROUGE-L {metric(g2t, 'ROUGE-L')}  "
-          "(reference glosses in)")
-    print(f"[demo]   Sign2Text   BLEU-4 {metric(s2t, 'BLEU-4')}  ROUGE-L {metric(s2t, 'ROUGE-L')}  "
-          f"WER {metric(s2t, '| WER')} %  (video features in)")
+    print(f"\n[demo] demo corpus, test split ({time.time() - started:.0f} s; logs and hypotheses in "
+          f"{shown(demo.logs)})")
+    print(results)
+    print(f"\n[demo] {shown(video)} (test clip {key}) through the exported model:")
+    print("\n".join("[demo]   " + line.strip() for line in translated.splitlines()[1:] if line.strip()))
+    print(f"[demo]   reference glosses: {glosses}")
+    print(f"[demo]   reference text:    {text}")
+    print(f"[demo] the model bundle: {shown(bundle)}/   its alignment picture: {shown(picture)}")
+    print("[demo] translate your own video with it:")
+    print(f"  {shown(script('slt-translate'))} --model {shown(bundle)} YOUR_VIDEO.mp4 --plot alignment.png")
     return 0
 
 

@@ -32,7 +32,9 @@ from typing import Dict, List
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
+
+from tools.progress import progress_bar
+
 
 class ExtractError(ValueError):
     """Stops the run with one line that names the file and the fix."""
@@ -252,8 +254,8 @@ def extract(args) -> Dict:
         if rank == 0 and done:
             print(f"resuming: {len(done)} of {len(rows)} clips are already in {partial}")
         started, written = time.time(), 0
-        with torch.inference_mode(), tqdm(total=len(todo), unit="clip", disable=rank != 0 or args.quiet,
-                                          desc=f"{name} features") as progress:
+        with torch.inference_mode(), progress_bar(total=len(todo), unit="clip", quiet=rank != 0 or args.quiet,
+                                                  desc=f"{name} features") as progress:
             for batch in loader:
                 net = batch["net_input"]
                 with torch.autocast(device.type, dtype=torch.float16, enabled=args.fp16 and device.type == "cuda"):
@@ -314,7 +316,7 @@ def main(argv=None) -> int:
     p.add_argument("--fp16", action="store_true", help="autocast the backbone to float16 on a GPU")
     p.add_argument("--overwrite", action="store_true",
                    help="extract again over a finished store (or replace a folder there that is not a store)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is no terminal)")
     args = p.parse_args(argv)
     if args.backbone and not args.backbone_weights:
         p.error("--backbone needs --backbone-weights (features of a random backbone would mean nothing)")

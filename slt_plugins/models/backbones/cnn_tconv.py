@@ -70,7 +70,10 @@ class CNNTConv(VisualBackbone):
     def __init__(self, cfg: CNNTConvConfig):
         super().__init__()
         widths = [3, *cfg.channels]
-        self.frame_cnn = nn.Sequential(*(_frame_stage(a, b) for a, b in zip(widths, widths[1:])))
+        # channels last (N×H×W×C in memory): oneDNN's convolutions run ~1.4× faster on it on a CPU (the same
+        # arithmetic; see bench/train_step.py), and the clips arrive in that layout from the dataset
+        self.frame_cnn = nn.Sequential(*(_frame_stage(a, b) for a, b in zip(widths, widths[1:]))).to(
+            memory_format=torch.channels_last)
         self.temporal = nn.Sequential(
             *_temporal_conv(widths[-1] * cfg.pool_grid**2, cfg.output_dim, pool=cfg.temporal_pools >= 1),
             *_temporal_conv(cfg.output_dim, cfg.output_dim, pool=cfg.temporal_pools >= 2),
@@ -88,6 +91,7 @@ class CNNTConv(VisualBackbone):
         return frames_then_temporal(self._frame_features, self.temporal, frames, lengths)
 
     def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        frames = frames.contiguous(memory_format=torch.channels_last)
         return F.adaptive_avg_pool2d(self.frame_cnn(frames * 2 - 1), self.pool_grid).flatten(1)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
