@@ -1,6 +1,7 @@
 """Shared fixtures: the real data beside the checkout, and running the project's console scripts."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -94,3 +95,25 @@ def dataset_view(data, target):
         if name != "features":
             os.symlink(data / name, target / name)
     return target
+
+
+def scored_glosses(out, data, subset="test"):
+    """fairseq-generate's output of a Sign2Text model: its G- lines (by id, one per utterance whatever --nbest) and
+    the run's gloss WER (the last ``Gloss WER so far`` line), checked against the WER recomputed here from those G-
+    lines and the references of ``data``'s manifest (with the clean-up the run logged). Returns (WER, words)."""
+    from slt_plugins.scoring.phoenix_cleanup import CLEANERS
+    from slt_plugins.scoring.word_errors import WordErrorTally
+
+    printed = re.findall(r"^G-(\d+)\t(.*)$", out, flags=re.M)
+    recognised = dict((int(i), glosses) for i, glosses in printed)
+    references = [line.split("\t")[3] for line in
+                  (data / f"{subset}.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(printed) == len(recognised) == len(references), (len(printed), len(recognised), len(references))
+    clean = CLEANERS.get(re.search(r"glosses: CTC beam \d+, clean-up (\S+)", out).group(1), lambda x: x)
+    expected = WordErrorTally()
+    for i, ref in enumerate(references):
+        expected.add(clean(ref).split(), clean(recognised[i]).split())
+    final = list(re.finditer(r"^Gloss WER so far: (.*)$", out, flags=re.M))[-1]
+    assert final.group(1) == str(expected), (final.group(1), str(expected))
+    assert final.start() > list(re.finditer(r"^G-\d+\t", out, flags=re.M))[-1].start()  # the total comes last
+    return expected.wer, expected.words

@@ -99,14 +99,15 @@ def main(argv=None) -> int:
         return 1
 
     def metric(output: str, name: str) -> str:
-        return re.search(re.escape(name) + r" ([\d.]+)", output).group(1)
+        """The last figure after ``name`` (Sign2Text's gloss WER: the last running total is the run's)."""
+        return re.findall(re.escape(name) + r" ([\d.]+)", output)[-1]
 
     print(f"\n[demo] demo corpus, test split ({time.time() - started:.0f} s; logs and hypotheses in {logs})")
     print(f"[demo]   Sign2Gloss  WER {metric(s2g, 'WER:')} %")
     print(f"[demo]   Gloss2Text  BLEU-4 {metric(g2t, 'BLEU-4')}  ROUGE-L {metric(g2t, 'ROUGE-L')}  "
           "(reference glosses in)")
     print(f"[demo]   Sign2Text   BLEU-4 {metric(s2t, 'BLEU-4')}  ROUGE-L {metric(s2t, 'ROUGE-L')}  "
-          f"WER {metric(s2t, '| WER')} %  (video features in)")
+          f"WER {metric(s2t, 'Gloss WER so far:')} %  (video features in)")
     return 0
 
 
