@@ -13,8 +13,8 @@ GENERATE = ["--user-dir", "slt_plugins", "--gen-subset", "test", "--batch-size",
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return tiny_models(tmp_path_factory)
+def trained(tmp_path_factory, tiny_trained):
+    return tiny_models(tmp_path_factory, tiny_trained)
 
 
 def adopted(log):
