@@ -4,10 +4,11 @@ run).
 
 Each run is still a process of its own, with its argv, environment, working folder, stdin (empty), stdout, stderr
 and exit status, and runs the console script's own file as ``__main__``; what it does not pay again are the
-imports, about 4 s of CPU per run (torch 1.3 s, fairseq 2.4 s), which the suite paid ~150 times. The state a
-child starts from is the state a script meets after importing those modules: logging unconfigured (the plugin
-undoes the ``basicConfig`` fairseq runs at import, as in every script run) and the plugin imported from the
-checkout, recorded as fairseq's ``--user-dir`` import of it would record it.
+imports, about 4 s of CPU per run (torch 1.3 s, fairseq 2.4 s), which the suite paid well over a hundred times. The
+state a child starts from is the state a script meets after importing those modules: logging unconfigured (the
+plugin undoes the ``basicConfig`` fairseq runs at import, as in every script run), the plugin imported from the
+checkout, recorded as fairseq's ``--user-dir`` import of it would record it, and its one-line ``sys.excepthook``
+installed (which reports an uncaught exception, as in a script run that imported the plugin).
 
 Protocol: one JSON request per line on stdin (script, args, cwd, env, stdout and stderr file paths); the answer is
 a line ``{"pid": …}`` when the child starts, then ``{"rc": …}`` when it ends (negative: killed by that signal).
@@ -18,7 +19,6 @@ import json
 import os
 import runpy
 import sys
-import traceback
 
 
 def preload(repo: str) -> None:
@@ -59,8 +59,8 @@ def child(request: dict) -> None:
             else:
                 print(e.code, file=sys.stderr)
                 code = 1
-        except BaseException:  # noqa: B902  (an uncaught exception: its traceback, status 1)
-            traceback.print_exc()
+        except BaseException:  # noqa: B902  (uncaught: sys.excepthook reports it, as the interpreter's would; 1)
+            sys.excepthook(*sys.exc_info())
             code = 1
         atexit._run_exitfuncs()
     finally:
