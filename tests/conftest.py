@@ -91,8 +91,8 @@ _SERVER = []  # the session's ScriptServer, once started
 
 
 def _forks_scripts(path) -> bool:
-    if os.environ.get("SLT_TEST_FRESH_PROCESSES") == "1" or not hasattr(os, "fork"):
-        return False
+    if os.environ.get("SLT_TEST_FRESH_PROCESSES") == "1" or not sys.platform.startswith("linux"):
+        return False  # (macOS: a fork of a process that imported torch may crash in the Objective-C runtime)
     with open(path, "rb") as f:
         first = f.readline()
     return first.startswith(b"#!") and b"python" in first  # a Python console script
