@@ -15,7 +15,8 @@ def test_a_forked_run_gives_the_status_and_output_of_a_fresh_one(tmp_path, monke
     fresh = subprocess.run([os.path.join(BIN, "slt-average-checkpoints"), "--help"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
-    assert forked.stdout.startswith("usage: slt-average-checkpoints") and max(map(len, forked.stdout.splitlines())) <= 50
+    assert forked.stdout.startswith("usage: slt-average-checkpoints")
+    assert max(map(len, forked.stdout.splitlines())) <= 50
     failed = run_script("slt-average-checkpoints", "a.pt", "b.pt", "--out", "c.pt", check=False, cwd=tmp_path)
     assert failed.returncode == 2 and failed.stderr == "slt-average-checkpoints: error: a.pt: no such file\n"
 
