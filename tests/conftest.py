@@ -1,9 +1,16 @@
 """Shared fixtures: the real data beside the checkout, and running the project's console scripts."""
 
+import atexit
+import json
 import os
+import queue
+import re
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 
 import pytest
 
@@ -29,10 +36,79 @@ def shared_data():
     return require_shared_data()
 
 
+class ScriptServer:
+    """The client of ``script_server.py``: console scripts run as forks of one process that imported torch, fairseq
+    and the plugin once (each run its own process all the same; see that module). Started at the first run."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "script_server.py"), REPO],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.answers = queue.Queue()  # the server's answer lines, read as they come (None: it ended)
+        threading.Thread(target=self._read, daemon=True).start()
+        atexit.register(self.close)
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.answers.put(json.loads(line))
+        self.answers.put(None)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+    def answer(self, timeout):
+        """The server's next answer, or None after ``timeout`` seconds."""
+        try:
+            found = self.answers.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            return None
+        if found is None:
+            raise RuntimeError("the script server ended")
+        return found
+
+    def run(self, cmd, cwd, timeout):
+        with self.lock, tempfile.TemporaryDirectory() as tmp:
+            out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+            for path in (out, err):
+                open(path, "w").close()
+            request = {"script": cmd[0], "args": cmd[1:], "cwd": str(cwd), "env": dict(os.environ), "stdout": out,
+                       "stderr": err}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            pid = self.answer(600)["pid"]  # the first waits for the server's imports
+            done = self.answer(timeout)
+            if done is None:  # as subprocess.run: kill the run (the server reaps it), then raise
+                os.kill(pid, signal.SIGKILL)
+                self.answer(60)
+                raise subprocess.TimeoutExpired(cmd, timeout)
+            with open(out, encoding="utf-8", errors="replace") as o, open(err, encoding="utf-8", errors="replace") as e:
+                return subprocess.CompletedProcess(cmd, done["rc"], o.read(), e.read())
+
+
+_SERVER = []  # the session's ScriptServer, once started
+
+
+def _forks_scripts(path) -> bool:
+    if os.environ.get("SLT_TEST_FRESH_PROCESSES") == "1" or not sys.platform.startswith("linux"):
+        return False  # (macOS: a fork of a process that imported torch may crash in the Objective-C runtime)
+    with open(path, "rb") as f:
+        first = f.readline()
+    return first.startswith(b"#!") and b"python" in first  # a Python console script
+
+
 def run_script(name, *args, check=True, cwd=REPO, timeout=600):
-    """Run a console script of this venv (fairseq-train, slt-binarise, …); returns the CompletedProcess."""
+    """Run a console script of this venv (fairseq-train, slt-binarise, …); returns the CompletedProcess. The run is
+    a fork of a process that imported torch, fairseq and the plugin once (tests/script_server.py), unless
+    ``SLT_TEST_FRESH_PROCESSES=1``: then it starts a new interpreter, as a user's shell does."""
     cmd = [os.path.join(BIN, name), *map(str, args)]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if _forks_scripts(cmd[0]):
+        if not _SERVER:
+            _SERVER.append(ScriptServer())
+        proc = _SERVER[0].run(cmd, cwd, timeout)
+    else:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
                              f"\n--- stderr\n{proc.stderr[-4000:]}")
@@ -64,6 +140,44 @@ def tiny_demo_bin(root):
 
 #: the learnable corpus's glosses: two times, two regions, three weathers and an intensity, each a distinct sign
 LEARNABLE_GLOSSES = ("HEUTE", "MORGEN", "NORD", "WEST", "REGEN", "WIND", "NEBEL", "STARK")
+
+
+#: fairseq-train's options shared by the tiny checkpoints
+TINY_TRAIN = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4", "--valid-subset", "dev",
+              "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple"]
+
+
+def mark_every_reference(data):
+    """Start each utterance's glosses with the Phoenix marker ``__ON__`` (and give it a dictionary row), so that the
+    Phoenix clean-up visibly changes the references: one gloss fewer per utterance."""
+    for split in ("train", "dev", "test"):
+        path = data / f"{split}.tsv"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [line.split("\t") for line in lines[1:]]
+        for row in rows:
+            row[3] = "__ON__ " + row[3]
+        path.write_text("\n".join([lines[0]] + ["\t".join(r) for r in rows]) + "\n", encoding="utf-8")
+    with open(data / "dict.gloss.txt", "a", encoding="utf-8") as f:
+        f.write("__ON__ 21\n")
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory):
+    """The tiny demo corpus (:func:`tiny_demo_bin`, each reference marked with ``__ON__``: see
+    :func:`mark_every_reference`) with a Sign2Gloss and a Gloss2Text checkpoint of 3 updates each, made once per
+    session for the tests that need a corpus and real checkpoints but not what they learnt. Tests only read them:
+    one that adds files to the dataset works on a :func:`dataset_view` (which leaves ``features/`` out)."""
+    root = tmp_path_factory.mktemp("tiny_trained")
+    data = tiny_demo_bin(root)
+    mark_every_reference(data)
+    run_script("fairseq-train", data, *TINY_TRAIN, "--task", "sign2gloss", "--arch", "s3d_encoder_tiny",
+               "--crop-size", "32", "--criterion", "gloss_ctc", "--lr", "2e-3", "--max-update", "3",
+               "--save-dir", root / "s2g")
+    run_script("fairseq-train", data, *TINY_TRAIN, "--task", "gloss2text", "--arch", "mbart_translator_tiny",
+               "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-update", "3",
+               "--save-dir", root / "g2t")
+    return {"root": root, "data": data, "s2g": root / "s2g" / "checkpoint_last.pt",
+            "g2t": root / "g2t" / "checkpoint_last.pt"}
 
 
 def learnable_demo_bin(root, train=24, dev=6, test=12):
@@ -110,3 +224,25 @@ def dataset_view(data, target):
         if name != "features":
             os.symlink(data / name, target / name)
     return target
+
+
+def scored_glosses(out, data, subset="test"):
+    """fairseq-generate's output of a Sign2Text model: its G- lines (by id, one per utterance whatever --nbest) and
+    the run's gloss WER (the last ``Gloss WER so far`` line), checked against the WER recomputed here from those G-
+    lines and the references of ``data``'s manifest (with the clean-up the run logged). Returns (WER, words)."""
+    from slt_plugins.scoring.phoenix_cleanup import CLEANERS
+    from slt_plugins.scoring.word_errors import WordErrorTally
+
+    printed = re.findall(r"^G-(\d+)\t(.*)$", out, flags=re.M)
+    recognised = dict((int(i), glosses) for i, glosses in printed)
+    references = [line.split("\t")[3] for line in
+                  (data / f"{subset}.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(printed) == len(recognised) == len(references), (len(printed), len(recognised), len(references))
+    clean = CLEANERS.get(re.search(r"glosses: CTC beam \d+, clean-up (\S+)", out).group(1), lambda x: x)
+    expected = WordErrorTally()
+    for i, ref in enumerate(references):
+        expected.add(clean(ref).split(), clean(recognised[i]).split())
+    final = list(re.finditer(r"^Gloss WER so far: (.*)$", out, flags=re.M))[-1]
+    assert final.group(1) == str(expected), (final.group(1), str(expected))
+    assert final.start() > list(re.finditer(r"^G-\d+\t", out, flags=re.M))[-1].start()  # the total comes last
+    return expected.wer, expected.words

@@ -16,8 +16,8 @@ from tiny_models import tiny_bundles, tiny_models
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return tiny_models(tmp_path_factory)
+def trained(tmp_path_factory, tiny_trained):
+    return tiny_models(tmp_path_factory, tiny_trained)
 
 
 @pytest.fixture(scope="module")

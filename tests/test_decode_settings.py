@@ -6,15 +6,15 @@ import re
 
 import pytest
 
-from conftest import run_script
+from conftest import run_script, scored_glosses
 from tiny_models import COMMON, tiny_models
 
 GENERATE = ["--user-dir", "slt_plugins", "--gen-subset", "test", "--batch-size", "2", "--num-workers", "0"]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return tiny_models(tmp_path_factory)
+def trained(tmp_path_factory, tiny_trained):
+    return tiny_models(tmp_path_factory, tiny_trained)
 
 
 def adopted(log):
@@ -23,29 +23,25 @@ def adopted(log):
     return dict(item.split("=", 1) for item in line.group(1).split(", ")) if line else {}
 
 
-def scored_glosses(log):
-    return int(re.search(r"WER [\d.]+ \(del \d+, ins \d+, sub \d+; (\d+) glosses\)", log).group(1))
-
-
 def test_sign2text_decodes_as_trained_unless_the_command_line_says_otherwise(trained):
     """Before: fairseq-generate read frames (the model reads features: the checkpoint did not load), with CTC beam
     5 and no clean-up."""
     plain = run_script("fairseq-generate", trained["data"], *GENERATE, "--task", "sign2text", "--path",
-                       trained["s2t"], "--scoring", "translation_metrics").stdout
+                       trained["s2t"], "--scoring", "translation_metrics", "--beam", "2", "--nbest", "2").stdout
     assert adopted(plain) == {"input": "features", "features": "cnn_tconv", "crop_size": "224", "gloss_beam": "1",
                               "gloss_cleanup": "phoenix-2014t"}
     assert "glosses: CTC beam 1, clean-up phoenix-2014t" in plain
-    assert len(re.findall(r"^G-\d+\t", plain, flags=re.M)) == 5
+    assert len(re.findall(r"^H-\d+\t", plain, flags=re.M)) == 10  # the glosses once per utterance: scored_glosses
     references = sum(len(line.split("\t")[3].split()) for line in
                      (trained["data"] / "test.tsv").read_text(encoding="utf-8").splitlines()[1:])
-    assert scored_glosses(plain) == references - 5  # each utterance's __ON__ cleaned away
+    assert scored_glosses(plain, trained["data"])[1] == references - 5  # each utterance's __ON__ cleaned away
 
     explicit = run_script("fairseq-generate", trained["data"], *GENERATE, "--task", "sign2text", "--path",
                           trained["s2t"], "--scoring", "translation_metrics", "--gloss-beam", "3",
                           "--gloss-cleanup", "none").stdout
     assert adopted(explicit) == {"input": "features", "features": "cnn_tconv", "crop_size": "224"}
     assert "glosses: CTC beam 3, clean-up none" in explicit
-    assert scored_glosses(explicit) == references
+    assert scored_glosses(explicit, trained["data"])[1] == references
 
 
 def test_sign2gloss_takes_the_crop_of_its_checkpoint(trained):

@@ -284,7 +284,7 @@ def test_translation_distillation_counts_its_terms_once_per_utterance(sample_siz
     assert same.forward(twin, sample)[0].item() == pytest.approx(10.0, abs=1e-5)
 
 
-def test_the_translation_teacher_reads_what_gloss2text_trained_it_on(tmp_path):
+def test_the_translation_teacher_reads_what_gloss2text_trained_it_on(tiny_trained):
     """translation_distillation feeds the Gloss2Text teacher the batch's reference glosses: token for token the
     source Gloss2Text trains on (glosses, </s>, the language token), in its vocabulary, and both decoders read the
     same target prefix in the same text vocabulary."""
@@ -295,7 +295,7 @@ def test_the_translation_teacher_reads_what_gloss2text_trained_it_on(tmp_path):
     from slt_plugins.tasks.gloss2text import Gloss2TextConfig
     from slt_plugins.tasks.sign2text import Sign2TextConfig
 
-    data = str(tiny_demo_bin(tmp_path))
+    data = str(tiny_trained["data"])
 
     def task(name, config):
         cfg = OmegaConf.structured(config)

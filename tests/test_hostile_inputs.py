@@ -433,17 +433,13 @@ def test_extract_features_name_must_be_a_plain_name(tmp_path, capsys):
     assert "x.pt: no such file" in capsys.readouterr().err
 
 
-def test_extract_features_keeps_a_folder_of_the_user_where_the_store_goes(tmp_path):
-    from conftest import run_script, tiny_demo_bin
+def test_extract_features_keeps_a_folder_of_the_user_where_the_store_goes(tiny_trained, tmp_path):
+    from conftest import dataset_view, run_script
 
-    data = tiny_demo_bin(tmp_path)
-    run_script("fairseq-train", data, "--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch",
-               "s3d_encoder_tiny", "--crop-size", "32", "--criterion", "gloss_ctc", "--optimizer", "adam", "--lr",
-               "1e-3", "--batch-size", "4", "--max-update", "1", "--num-workers", "0", "--no-epoch-checkpoints",
-               "--no-progress-bar", "--valid-subset", "dev", "--save-dir", tmp_path / "s2g")
+    data = dataset_view(tiny_trained["data"], tmp_path / "data")
     a_folder_of_the_user(data / "features" / "cnn_tconv.lmdb")
-    proc = run_script("slt-extract-features", "--checkpoint", tmp_path / "s2g" / "checkpoint_last.pt", "--data",
-                      data, "--num-workers", "0", "--quiet", check=False)
+    proc = run_script("slt-extract-features", "--checkpoint", tiny_trained["s2g"], "--data", data, "--num-workers",
+                      "0", "--quiet", check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].endswith(
         "features/cnn_tconv.lmdb: exists and is not a feature store (no data.mdb); choose another --name, or pass "
         "--overwrite to replace it")

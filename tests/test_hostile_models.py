@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_script, tiny_demo_bin
+from conftest import dataset_view, run_script
 
 S2G = ["--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch", "s3d_encoder_tiny", "--crop-size", "32",
        "--criterion", "gloss_ctc", "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "4", "--num-workers", "0",
@@ -27,14 +27,13 @@ S2G = ["--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch", "s3d_encod
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A tiny binarised corpus, a Sign2Gloss checkpoint after one update and its bundle."""
-    root = tmp_path_factory.mktemp("world")
-    data = tiny_demo_bin(root)
-    run_script("fairseq-train", data, *S2G, "--max-update", "1", "--save-dir", root / "s2g", "--disable-validation")
-    checkpoint = root / "s2g" / "checkpoint_last.pt"
-    run_script("slt-export", "--checkpoint", checkpoint, "--out", root / "bundle")
-    return {"root": root, "data": data, "checkpoint": checkpoint, "bundle": root / "bundle"}
+def world(tiny_trained, tmp_path_factory):
+    """conftest's tiny binarised corpus (``root`` holds its raw files), its Sign2Gloss checkpoint and a bundle of
+    it."""
+    bundle = tmp_path_factory.mktemp("world") / "bundle"
+    run_script("slt-export", "--checkpoint", tiny_trained["s2g"], "--out", bundle)
+    return {"root": tiny_trained["root"], "data": tiny_trained["data"], "checkpoint": tiny_trained["s2g"],
+            "bundle": bundle}
 
 
 class RunsCode:
@@ -141,10 +140,7 @@ def features_view(world, tmp, bad_value):
     from slt_plugins.data.lmdb_store import LmdbWriter
     from slt_plugins.data.manifest import read_manifest
 
-    view = tmp / "view"
-    view.mkdir()
-    for name in os.listdir(world["data"]):
-        os.symlink(world["data"] / name, view / name)
+    view = dataset_view(world["data"], tmp / "view")
     bad_id = first_id(world["data"], "train")
     with LmdbWriter(str(view / "features" / "bad.lmdb")) as writer:
         for split in ("train", "dev", "test"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_script, tiny_demo_bin
+from conftest import run_script
 from slt_plugins.data.lmdb_store import LmdbWriter
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
@@ -21,9 +21,9 @@ TRAIN_ARGS = ["--user-dir", "slt_plugins", "--task", "sign2gloss", "--arch", "s3
 
 
 @pytest.fixture(scope="module")
-def demo_bin(tmp_path_factory):
-    """A tiny generated corpus (32×32 frames), binarised."""
-    return tiny_demo_bin(tmp_path_factory.mktemp("demo"))
+def demo_bin(tiny_trained):
+    """conftest's tiny generated corpus (32×32 frames), binarised."""
+    return tiny_trained["data"]
 
 
 def test_masked_batch_norm_ignores_padding():

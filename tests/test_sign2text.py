@@ -18,28 +18,20 @@ from fairseq import checkpoint_utils, options, tasks
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from conftest import BIN, REPO, dataset_view, free_port, run_script, tiny_demo_bin
+from conftest import BIN, REPO, dataset_view, free_port, run_script
 from slt_plugins.data.lmdb_store import FeatureStore, FrameStore, LmdbWriter
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.data.sign_dataset import SignFrameDataset
-from slt_plugins.scoring.translation_metrics import (RECOGNISED_GLOSSES, TranslationMetricsConfig,
-                                                     TranslationMetricsScorer, word_error_counts)
+from slt_plugins.scoring.word_errors import WordErrorTally, word_error_counts
 
 COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4", "--valid-subset", "dev",
           "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple"]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny binarised demo corpus (32×32 frames) with a Sign2Gloss and a Gloss2Text checkpoint trained on it."""
-    root = tmp_path_factory.mktemp("s2t")
-    data = tiny_demo_bin(root)
-    run_script("fairseq-train", data, *COMMON, "--task", "sign2gloss", "--arch", "s3d_encoder_tiny", "--crop-size",
-               "32", "--criterion", "gloss_ctc", "--lr", "2e-3", "--max-update", "3", "--save-dir", root / "s2g")
-    run_script("fairseq-train", data, *COMMON, "--task", "gloss2text", "--arch", "mbart_translator_tiny",
-               "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-update", "3",
-               "--save-dir", root / "g2t")
-    return {"data": data, "s2g": root / "s2g" / "checkpoint_last.pt", "g2t": root / "g2t" / "checkpoint_last.pt"}
+def trained(tiny_trained):
+    """conftest's tiny corpus (32×32 frames) with a Sign2Gloss and a Gloss2Text checkpoint trained on it."""
+    return tiny_trained
 
 
 def build_joint(trained, *extra):
@@ -194,17 +186,45 @@ def test_two_processes_split_the_clips_and_write_one_store(trained, tmp_path):
     assert index["count"] == 21
 
 
-def test_word_error_counts_and_the_scorer_reads_the_recognised_glosses():
+def test_word_error_counts_and_their_tally():
     assert word_error_counts("A B C D".split(), "A X C".split()) == (1, 0, 1)
     assert word_error_counts("A B".split(), "A B C E".split()) == (0, 2, 0)
     assert word_error_counts([], "A".split()) == (0, 1, 0)
-    scorer = TranslationMetricsScorer(TranslationMetricsConfig())
-    RECOGNISED_GLOSSES.clear()
-    RECOGNISED_GLOSSES.extend([("A B C D", "A X C"), ("E F", "E F")])
-    scorer.add_string("das ist gut", "das ist gut")
-    scorer.add_string("es regnet", "es schneit")
-    assert not RECOGNISED_GLOSSES and math.isclose(scorer.wer(), 100 * 2 / 6)
-    assert "WER 33.33 (del 1, ins 0, sub 1; 6 glosses)" in scorer.result_string()
+    tally = WordErrorTally()
+    tally.add("A B C D".split(), "A X C".split())
+    tally.add("E F".split(), "E F".split())
+    assert math.isclose(tally.wer, 100 * 2 / 6)
+    assert str(tally) == "33.33 (del 1, ins 0, sub 1; 6 glosses in 2 utterances)"
+
+
+def test_the_task_pairs_each_row_with_its_own_glosses_and_tallies_the_run(trained, capsys):
+    """Each row of a batch is scored against its own reference and printed under its own id, however the batch is
+    ordered, and the gloss WER runs over all batches of the run (what fairseq-generate prints last is the total)."""
+    parser = options.get_generation_parser(default_task="sign2text")
+    args = options.parse_args_and_arch(parser, [str(trained["data"]), "--user-dir", "slt_plugins", "--task",
+                                                "sign2text", "--crop-size", "32", "--gloss-cleanup", "none"])
+    task = tasks.setup_task(convert_namespace_to_omegaconf(args).task)
+    task.load_dataset("test")
+    dataset = task.dataset("test")
+    first, second = (dataset.collater([dataset[i] for i in ids]) for ids in ((3, 0, 4), (2, 1)))
+    assert first["id"].tolist() == [3, 0, 4]
+    glosses = {int(i): first_or_second["gloss_target"][row][: first_or_second["gloss_target_lengths"][row]]
+               for first_or_second in (first, second) for row, i in enumerate(first_or_second["id"])}
+    assert len({tuple(g.tolist()) for g in glosses.values()}) == 5  # each utterance's glosses differ: a swap shows
+    # utterance 3 recognised right, 0 without its last gloss, 4 with its last gloss taken for one it does not hold
+    wrong = next(g for g in glosses[3].tolist() if g not in glosses[4].tolist())
+    recognised = [glosses[3], glosses[0][:-1], torch.cat([glosses[4][:-1], torch.tensor([wrong])])]
+    task.report_glosses(first, recognised)
+    task.report_glosses(second, [glosses[2], glosses[1]])
+    lines = capsys.readouterr().out.splitlines()
+    string = task.ctc_dict.string
+    assert lines[:3] == [f"G-3\t{string(glosses[3])}", f"G-0\t{string(glosses[0][:-1])}",
+                         f"G-4\t{string(recognised[2])}"]
+    assert lines[4:6] == [f"G-2\t{string(glosses[2])}", f"G-1\t{string(glosses[1])}"]
+    words = sum(len(g) for g in glosses.values())
+    assert task.gloss_errors == WordErrorTally(deletions=1, insertions=0, substitutions=1, words=words, utterances=5)
+    assert lines[3].startswith("Gloss WER so far: ") and lines[3].endswith(" in 3 utterances)")
+    assert lines[6] == f"Gloss WER so far: {100 * 2 / words:.2f} (del 1, ins 0, sub 1; {words} glosses in 5 utterances)"
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@
 
 ``score()`` is BLEU-4.
 
-With ``--task sign2text`` the line also holds the WER of the glosses that the same run recognised by CTC
-(``| WER 9.80 (del …, ins …, sub …)``): the task hands each utterance's (reference, hypothesis) glosses over in
-:data:`RECOGNISED_GLOSSES`, in the order in which fairseq-generate then calls ``add_string`` once per utterance.
+The scorer sees text only: with ``--task sign2text`` the task itself reports the WER of the glosses it recognised
+(:mod:`slt_plugins.tasks.sign2text`).
 
 BLEU: sacrebleu's corpus BLEU with ``max_ngram_order=n`` for n = 1..4, so that BLEU-n is the geometric mean of the
 1..n-gram precisions times the brevity penalty (SLRT and signjoey report ``bleu1``..``bleu4`` from the per-order
@@ -39,9 +38,8 @@ lower-cases both sides first. The implementation here is written from the defini
 repository.
 """
 
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
@@ -89,35 +87,6 @@ def detach_final_period(text: str) -> str:
     return text
 
 
-#: (reference glosses, hypothesis glosses) per utterance of the batch being scored, filled by task sign2text
-RECOGNISED_GLOSSES: Deque[Tuple[str, str]] = deque()
-
-
-def word_error_counts(ref: Sequence[str], hyp: Sequence[str]) -> Tuple[int, int, int]:
-    """(deletions, insertions, substitutions) of one minimum-edit alignment of ``hyp`` to ``ref``."""
-    n, m = len(ref), len(hyp)
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = i
-    for j in range(m + 1):
-        cost[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1,
-                             cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
-    deletions = insertions = substitutions = 0
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            substitutions += ref[i - 1] != hyp[j - 1]
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
-            deletions, i = deletions + 1, i - 1
-        else:
-            insertions, j = insertions + 1, j - 1
-    return deletions, insertions, substitutions
-
-
 @dataclass
 class TranslationMetricsConfig(FairseqDataclass):
     bleu_tokenize: str = field(
@@ -155,22 +124,11 @@ class TranslationMetricsScorer(BaseScorer):
             raise ValueError(f"--bleu-tokenize {tokenize!r}: not a sacrebleu tokenizer ({', '.join(BLEU.TOKENIZERS)})")
         self.bleus = {n: BLEU(tokenize=tokenize, lowercase=bool(cfg.bleu_lowercase), max_ngram_order=n)
                       for n in self.ORDERS}
-        self.gloss_errors = [0, 0, 0]  # deletions, insertions, substitutions
-        self.gloss_words = 0
 
     def add_string(self, ref: str, pred: str):
         if self.cfg.detach_final_period:
             pred = detach_final_period(pred)
         super().add_string(ref, pred)
-        if RECOGNISED_GLOSSES:
-            gloss_ref, gloss_hyp = (x.split() for x in RECOGNISED_GLOSSES.popleft())
-            for k, n in enumerate(word_error_counts(gloss_ref, gloss_hyp)):
-                self.gloss_errors[k] += n
-            self.gloss_words += len(gloss_ref)
-
-    def wer(self) -> float:
-        """WER of the recognised glosses (sign2text), 0 when there were none."""
-        return 100.0 * sum(self.gloss_errors) / max(self.gloss_words, 1)
 
     def _rouge_tokens(self, text: str) -> List[str]:
         if self.cfg.rouge_lowercase:
@@ -193,8 +151,6 @@ class TranslationMetricsScorer(BaseScorer):
     def scores(self) -> dict:
         out = {f"bleu{n}": self.bleu(n).score for n in self.ORDERS}
         out["rouge_l"] = self.rouge()
-        if self.gloss_words:
-            out["wer"] = self.wer()
         return out
 
     def score(self) -> float:
@@ -204,8 +160,4 @@ class TranslationMetricsScorer(BaseScorer):
         bleu = ", ".join(f"BLEU-{n} {self.bleu(n).score:.2f}" for n in self.ORDERS)
         # BLEU-4 was scored last above: sacrebleu knows its signature (the number of references) only after scoring
         signature = self.bleus[4].get_signature() if self.pred else "no sentences scored"
-        wer = ""
-        if self.gloss_words:
-            d, i, s = self.gloss_errors
-            wer = f" | WER {self.wer():.2f} (del {d}, ins {i}, sub {s}; {self.gloss_words} glosses)"
-        return f"{bleu} | ROUGE-L {self.rouge():.2f}{wer} | {signature}"
+        return f"{bleu} | ROUGE-L {self.rouge():.2f} | {signature}"

@@ -7,8 +7,18 @@ term (``gloss_target``), for the ``combined`` criterion and model ``joint``.
 
 Training starts from a Sign2Gloss and a Gloss2Text checkpoint (``--sign2gloss-checkpoint``,
 ``--gloss2text-checkpoint`` of the model); a joint checkpoint loaded later (resuming, fairseq-generate) brings its
-own weights. fairseq-generate writes the text by beam search, prints the CTC glosses as ``G-<id>`` lines, and with
-``--scoring translation_metrics`` scores BLEU-1..4, ROUGE-L and the gloss WER (``--gloss-cleanup`` applied first).
+own weights. fairseq-generate writes the text by beam search (``--scoring translation_metrics``: BLEU-1..4, ROUGE-L)
+and the glosses by CTC decoding of the same encoder pass.
+
+The glosses travel with the hypotheses the generator returns; fairseq-generate hands its scorer strings of text
+only, so the task, where each batch's references and hypotheses meet (:meth:`Sign2TextTask.inference_step`), keeps
+the run's gloss WER itself (``--gloss-cleanup`` applied to both sides first): after each batch it prints each
+utterance's glosses as a ``G-<id>`` line and the WER of all utterances so far, one line::
+
+    Gloss WER so far: 3.43 (del 1, ins 0, sub 5; 175 glosses in 42 utterances)
+
+The last such line, just before fairseq's ``Generate test with beam=…: BLEU-1 …`` line, is the run's gloss WER
+(fairseq-generate tells a task neither when a run ends nor which scorer it built).
 
 A dataset binarised without glosses (``slt-binarise --no-glosses``) has no gloss targets: the model is built without
 a gloss classifier, trains on the text alone (``--ctc-weight 0``) from a visual backbone and an mBART (or from
@@ -25,7 +35,7 @@ from fairseq.tasks import FairseqTask, register_task
 from slt_plugins.data.dataset_meta import has_glosses
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.scoring.phoenix_cleanup import CLEANERS
-from slt_plugins.scoring.translation_metrics import RECOGNISED_GLOSSES
+from slt_plugins.scoring.word_errors import WordErrorTally
 from slt_plugins.tasks.gloss2text import SpokenTextConfig, SpokenTextTask
 from slt_plugins.tasks.sign2gloss import SignInput, Sign2GlossConfig, load_gloss_dictionary
 
@@ -51,6 +61,7 @@ class Sign2TextTask(SignInput, SpokenTextTask):
         super().__init__(cfg, gloss_dict, text_dict, spm_model)
         # the classifier's vocabulary, blank '<s>' = 0; None for a dataset without glosses (no classifier, no CTC)
         self.ctc_dict = load_gloss_dictionary(cfg.data) if has_glosses(cfg.data) else None
+        self.gloss_errors = WordErrorTally()  # of the glosses recognised in fairseq-generate's run
         self.init_checkpoint_settings()
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
@@ -89,25 +100,27 @@ class Sign2TextTask(SignInput, SpokenTextTask):
         if self.ctc_dict is not None:
             logger.info(f"glosses: CTC beam {gloss_beam}, clean-up {self.settings()['gloss_cleanup']}")
         extra = dict(extra_gen_cls_kwargs or {}, gloss_dict=self.ctc_dict, gloss_beam=gloss_beam)
+        self.gloss_errors = WordErrorTally()  # the run this generator is built for starts counting afresh
         return super().build_generator(models, args, seq_gen_cls or Sign2TextGenerator, extra, **kwargs)
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         hypos = super().inference_step(generator, models, sample, prefix_tokens, constraints)
         # the glosses come with the hypotheses of fairseq-generate's generator (not with validation BLEU's, nor with
-        # --score-reference's scorer)
+        # --score-reference's scorer); every hypothesis of an utterance carries the same glosses
         if hypos and all(nbest and "glosses" in nbest[0] for nbest in hypos):
             self.report_glosses(sample, [nbest[0]["glosses"] for nbest in hypos])
         return hypos
 
     def report_glosses(self, sample, recognised):
-        """Print each utterance's glosses (``G-<id>``) and queue (reference, hypothesis) for the WER scorer."""
+        """Print each utterance's glosses (``G-<id>``), add its errors to the run's tally, print the tally."""
+        assert len(recognised) == len(sample["id"]), (len(recognised), len(sample["id"]))
         clean = CLEANERS.get(self.cfg.gloss_cleanup, lambda x: x)
-        RECOGNISED_GLOSSES.clear()  # fairseq-generate scored the previous batch in full before asking for this one
         for i, (sample_id, labels) in enumerate(zip(sample["id"].tolist(), recognised)):
             hyp = self.ctc_dict.string(labels)
             ref = self.ctc_dict.string(sample["gloss_target"][i][: sample["gloss_target_lengths"][i]])
-            print(f"G-{sample_id}\t{hyp}", flush=True)
-            RECOGNISED_GLOSSES.append((clean(ref), clean(hyp)))
+            print(f"G-{sample_id}\t{hyp}")
+            self.gloss_errors.add(clean(ref).split(), clean(hyp).split())
+        print(f"Gloss WER so far: {self.gloss_errors}", flush=True)
 
     @property
     def source_dictionary(self):
