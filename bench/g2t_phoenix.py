@@ -146,8 +146,8 @@ def schedule_cut_short(trained: int, planned: int):
 def score(gen_out: str) -> dict:
     """slt-score's figures (BLEU-1..4, ROUGE-L under sacrebleu's 13a and 'none') of the --lenpen 1 1-best, and
     slt-tune-lenpen's: the same of the 1-best under the cross-fitted length penalty (also written beside)."""
-    from tools.score import score_each
-    from tools.tune_lenpen import read_nbest, tune, write_generate_like
+    from fairseq_slt.tools.score import score_each
+    from fairseq_slt.tools.tune_lenpen import read_nbest, tune, write_generate_like
 
     samples = read_nbest(gen_out)
     tuned = tune(samples)

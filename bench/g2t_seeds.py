@@ -30,7 +30,7 @@ from g2t_phoenix import train_average_decode  # noqa: E402  (the phoenix bench's
 
 def train_and_score(args, name, overrides, seed):
     """One run: train, average the last 5 epochs, decode dev from both checkpoints; its figures as a dict."""
-    from tools.score import read_generate_output, score
+    from fairseq_slt.tools.score import read_generate_output, score
 
     save = os.path.join(args.work, name, f"seed{seed}")
     done = os.path.join(save, "result.json")

@@ -61,15 +61,15 @@ def make_corpora(args, work):
     raw, raw_free = os.path.join(work, "raw"), os.path.join(work, "raw_free")
     glossed, free = os.path.join(work, "bin"), os.path.join(work, "bin_free")
     py = [sys.executable, "-m"]
-    run([*py, "tools.make_demo_data", "--out", raw, *sizes], os.path.join(work, "make.log"), args.threads)
-    run([*py, "tools.make_demo_data", "--out", raw_free, *sizes, "--no-glosses"], os.path.join(work, "make_free.log"),
+    run([*py, "fairseq_slt.tools.make_demo_data", "--out", raw, *sizes], os.path.join(work, "make.log"), args.threads)
+    run([*py, "fairseq_slt.tools.make_demo_data", "--out", raw_free, *sizes, "--no-glosses"], os.path.join(work, "make_free.log"),
         args.threads)
-    run([*py, "tools.binarise", "phoenix-2014t", "--annotations", os.path.join(raw, "annotations"), "--frames",
+    run([*py, "fairseq_slt.tools.binarise", "phoenix-2014t", "--annotations", os.path.join(raw, "annotations"), "--frames",
          os.path.join(raw, "frames"), "--out", glossed, "--frame-size", "0", "--workers", "1"],
         os.path.join(work, "binarise.log"), args.threads)
     manifests = [f"--manifest={s}={os.path.join(raw_free, 'annotations', s + '.tsv')}"
                  for s in ("train", "dev", "test")]
-    run([*py, "tools.binarise", "tsv", "--no-glosses", *manifests, "--out", free, "--frame-size", "0", "--language",
+    run([*py, "fairseq_slt.tools.binarise", "tsv", "--no-glosses", *manifests, "--out", free, "--frame-size", "0", "--language",
          "de", "--workers", "1"], os.path.join(work, "binarise_free.log"), args.threads)
     return glossed, free
 

@@ -32,7 +32,7 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from anywhere
 
-from tools.serve import model_names  # noqa: E402
+from fairseq_slt.tools.serve import model_names  # noqa: E402
 
 
 def tiny_bundle_and_clip(root: str):
@@ -42,8 +42,8 @@ def tiny_bundle_and_clip(root: str):
 
     from slt_plugins.data.lmdb_store import FrameStore
     from slt_plugins.data.manifest import read_manifest
-    from tools.binarise import main as binarise
-    from tools.make_demo_data import main as make_demo_data
+    from fairseq_slt.tools.binarise import main as binarise
+    from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
     bin_dir = os.path.dirname(sys.executable)
     make_demo_data(["--out", f"{root}/raw", "--train", "12", "--dev", "4", "--test", "4", "--frame-size", "32", "32",
@@ -56,7 +56,7 @@ def tiny_bundle_and_clip(root: str):
                     "--optimizer", "adam", "--lr", "2e-3", "--batch-size", "4", "--max-update", "4",
                     "--valid-subset", "dev", "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints",
                     "--save-dir", f"{root}/s2g"], cwd=REPO, env=env, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "tools.export", "--checkpoint", f"{root}/s2g/checkpoint_last.pt", "--out",
+    subprocess.run([sys.executable, "-m", "fairseq_slt.tools.export", "--checkpoint", f"{root}/s2g/checkpoint_last.pt", "--out",
                     f"{root}/bundle"], cwd=REPO, env=env, check=True, capture_output=True)
     frames = FrameStore(f"{root}/bin/frames.lmdb").frames(read_manifest(f"{root}/bin/test.tsv")[0].id)
     clip = f"{root}/clip.mp4"
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
             port = s.getsockname()[1]
         url = f"http://127.0.0.1:{port}/"
         log = open(os.path.join(root, "serve.log"), "w")
-        server = subprocess.Popen([sys.executable, "-m", "tools.serve", "--model", model, "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "fairseq_slt.tools.serve", "--model", model, "--port", str(port)],
                                   cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=log,
                                   stderr=subprocess.STDOUT)
         try:

@@ -3,7 +3,7 @@ by name. fairseq's registries cover tasks, models and criteria; the pieces *insi
 visual-language mappers, the sequence models of the distillation students) are swapped here, so a new backbone is a
 new file plus a ``@register_visual_backbone``."""
 
-from registry.core import Registry, RegistryError
+from fairseq_slt.registry.core import Registry, RegistryError
 
 VISUAL_BACKBONES = Registry("visual backbone", discover="slt_plugins")
 register_visual_backbone = VISUAL_BACKBONES.register

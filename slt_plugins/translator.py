@@ -253,7 +253,7 @@ class SignTranslator:
             elif source.endswith(".pose") and os.path.isfile(source):
                 poses = read_pose_array(source, layout)[0]
             elif os.path.exists(source):
-                from tools.extract_pose import ExtractError, HolisticWorker, extract_one
+                from fairseq_slt.tools.extract_pose import ExtractError, HolisticWorker, extract_one
 
                 with tempfile.TemporaryDirectory() as tmp:
                     target = os.path.join(tmp, "clip.pose")

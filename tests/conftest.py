@@ -127,8 +127,8 @@ def load_bench(name):
 
 def tiny_demo_bin(root):
     """A tiny generated demo corpus (12/4/5 clips of 32×32 frames) binarised into ``root/bin``; returns that path."""
-    from tools.binarise import main as binarise_main
-    from tools.make_demo_data import main as make_demo_data
+    from fairseq_slt.tools.binarise import main as binarise_main
+    from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
     assert make_demo_data(["--out", str(root / "raw"), "--train", "12", "--dev", "4", "--test", "5",
                            "--frame-size", "32", "32", "--workers", "1"]) in (None, 0)
@@ -183,8 +183,8 @@ def tiny_trained(tmp_path_factory):
 def learnable_demo_bin(root, train=24, dev=6, test=12):
     """A tiny demo corpus of 8 glosses (32×32 frames) that a tiny model learns in seconds, binarised into
     ``root/bin``; returns that path. The learning tests measure a trained model against an untrained one on it."""
-    from tools.binarise import main as binarise_main
-    from tools.make_demo_data import main as make_demo_data
+    from fairseq_slt.tools.binarise import main as binarise_main
+    from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
     assert make_demo_data(["--out", str(root / "raw"), "--train", str(train), "--dev", str(dev), "--test", str(test),
                            "--frame-size", "32", "32", "--workers", "1", "--glosses", *LEARNABLE_GLOSSES]) in (None, 0)
@@ -197,8 +197,8 @@ def learnable_demo_bin(root, train=24, dev=6, test=12):
 def gloss_free_demo_bin(root, train=24, dev=6, test=12):
     """The learnable corpus (same glosses, seed and sizes: the same clips and texts) written and binarised as a corpus
     without glosses (How2Sign-style TSVs, ``--no-glosses``) into ``root/bin``; returns that path."""
-    from tools.binarise import main as binarise_main
-    from tools.make_demo_data import main as make_demo_data
+    from fairseq_slt.tools.binarise import main as binarise_main
+    from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
     assert make_demo_data(["--out", str(root / "raw"), "--train", str(train), "--dev", str(dev), "--test", str(test),
                            "--frame-size", "32", "32", "--workers", "1", "--glosses", *LEARNABLE_GLOSSES,

@@ -4,7 +4,7 @@ from argparse import Namespace
 
 import torch
 
-from tools.average_checkpoints import main as average_main
+from fairseq_slt.tools.average_checkpoints import main as average_main
 
 
 def save(path, weight, step=0, extra_key=None):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import slt_plugins  # noqa: F401  (registers the backbones)
-from registry import RegistryError, build_visual_backbone
+from fairseq_slt.registry import RegistryError, build_visual_backbone
 
 S3D_KIND = "is not an S3D Kinetics-400 state dict"
 

@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import BIN, run_script
 from slt_plugins.data.lmdb_store import CLIP_MAGIC, FrameStore, LmdbReader
 from slt_plugins.data.manifest import read_manifest
-from tools.binarise import main as binarise_main
+from fairseq_slt.tools.binarise import main as binarise_main
 
 PHOENIX_HEADER = "name|video|start|end|speaker|orth|translation"
 

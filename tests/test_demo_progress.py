@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import LEARNABLE_GLOSSES
-from tools import demo
-from tools.progress import FORCE_VARIABLE, progress_bar
+from fairseq_slt.tools import demo
+from fairseq_slt.tools.progress import FORCE_VARIABLE, progress_bar
 
 # lines as fairseq-hydra-train (simple log format) prints them
 TRAIN_LINES = [
@@ -68,7 +68,7 @@ def test_tool_bars_off_in_a_pipe_unless_forced(monkeypatch):
 
 def test_example_video_is_a_readable_video_of_the_first_test_clip(tmp_path):
     from slt_plugins.data.video_io import read_clip
-    from tools.make_demo_data import main as make_demo_data
+    from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
     corpus = tmp_path / "corpus"
     make_demo_data(["--out", str(corpus), "--train", "6", "--dev", "0", "--test", "2", "--workers", "1",

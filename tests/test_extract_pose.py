@@ -11,7 +11,7 @@ import pytest
 from pose_format import Pose
 
 from conftest import REPO, SHARED_DATA, require_shared_data
-from tools.extract_pose import ExtractError, HolisticWorker, main as extract_pose, mediapipe_site
+from fairseq_slt.tools.extract_pose import ExtractError, HolisticWorker, main as extract_pose, mediapipe_site
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import gloss_free_demo_bin, run_script
 from test_learning import COMMON, generate, train, untrained
-from tools.binarise import main as binarise_main
+from fairseq_slt.tools.binarise import main as binarise_main
 
 #: Sign2Text from scratch: a per-frame CNN with temporal convolutions (no Sign2Gloss model) and a 2+2-layer mBART
 MODEL = ["--task", "sign2text", "--arch", "joint", "--translator-arch", "mbart_translator_tiny", "--crop-size", "32",
@@ -59,7 +59,7 @@ def test_glosses_and_the_declaration_must_agree_or_the_row_is_named(tmp_path, ca
 
 
 def test_the_demo_corpus_without_glosses_has_the_same_clips_and_texts(tmp_path):
-    from tools.make_demo_data import main as make_demo_data
+    from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
     for name, extra in (("with", []), ("without", ["--no-glosses"])):
         make_demo_data(["--out", str(tmp_path / name), "--train", "3", "--dev", "1", "--test", "1", "--frame-size",
@@ -160,14 +160,14 @@ def test_the_translator_starts_from_a_pruned_mbart_and_the_backbone_from_its_fil
     and the trained checkpoint decodes once both files are gone."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     from test_prune_mbart import LANGS, make_tiny_mbart
-    from tools.prune_mbart import main as prune_main
+    from fairseq_slt.tools.prune_mbart import main as prune_main
 
     texts = [line.split("\t")[4] for line in (data / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     make_tiny_mbart(tmp_path / "mbart", texts)
     assert prune_main(["--mbart-dir", str(tmp_path / "mbart"), "--data", str(data), "--out", str(tmp_path / "pruned"),
                        "--langs", ",".join(LANGS)]) == 0
     torch.manual_seed(0)
-    from registry import build_visual_backbone
+    from fairseq_slt.registry import build_visual_backbone
     backbone = build_visual_backbone("cnn_tconv", {"output_dim": 64}).state_dict()
     torch.save(backbone, tmp_path / "backbone.pt")
     visual = ("{'visual_backbone': 'cnn_tconv', 'backbone_args': \"{'output_dim': 64}\", 'head_dim': 64, "

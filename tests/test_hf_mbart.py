@@ -24,7 +24,7 @@ from slt_plugins.data.manifest import read_manifest  # noqa: E402
 from slt_plugins.models.hf_mbart import HFMBartError, hf_dictionary, load_hf_mbart  # noqa: E402
 from slt_plugins.models.mbart_translator import MBartTranslator, mbart_translator_tiny  # noqa: E402
 from test_fairseq_cli import write_toy_corpus  # noqa: E402
-from tools.prune_mbart import main as prune_main  # noqa: E402
+from fairseq_slt.tools.prune_mbart import main as prune_main  # noqa: E402
 
 LANGS = ["de_DE", "en_XX", "zh_CN"]
 TEXTS = ["morgen gibt es im norden regen", "im süden scheint die sonne", "der wind weht stark aus westen",
@@ -323,7 +323,7 @@ def test_training_and_translating_never_import_transformers_or_safetensors():
     import subprocess
     import sys
 
-    code = ("import sys, slt_plugins.models.mbart_translator, slt_plugins.tasks.gloss2text, tools.prune_mbart; "
+    code = ("import sys, slt_plugins.models.mbart_translator, slt_plugins.tasks.gloss2text, fairseq_slt.tools.prune_mbart; "
             "print(sorted(m for m in ('transformers', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -241,10 +241,10 @@ def read_manifest_free(path):
 def run_in_process(command: List[str]):
     """A console script's main() in this process (each console script costs seconds of imports); returns
     (exit status, stdout, stderr)."""
-    from tools.binarise import main as binarise_main
-    from tools.export import main as export_main
-    from tools.make_demo_data import main as demo_main
-    from tools.prune_mbart import main as prune_main
+    from fairseq_slt.tools.binarise import main as binarise_main
+    from fairseq_slt.tools.export import main as export_main
+    from fairseq_slt.tools.make_demo_data import main as demo_main
+    from fairseq_slt.tools.prune_mbart import main as prune_main
 
     mains = {"slt-binarise": binarise_main, "slt-make-demo-data": demo_main, "slt-export": export_main,
              "slt-prune-mbart": prune_main}
@@ -386,7 +386,7 @@ def rmtree(path, *a, **k):
         os._exit(9)
     real_rmtree(path, *a, **k)
 shutil.rmtree = rmtree
-from tools.binarise import main
+from fairseq_slt.tools.binarise import main
 main(sys.argv[2:])
 """
 
@@ -423,7 +423,7 @@ def _pid(root) -> int:
 # --- slt-extract-features: --name is a plain name -------------------------------------------------------------------
 
 def test_extract_features_name_must_be_a_plain_name(tmp_path, capsys):
-    from tools.extract_features import main
+    from fairseq_slt.tools.extract_features import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--checkpoint", "x.pt", "--data", str(tmp_path), "--name", "../../evil"])

@@ -314,7 +314,7 @@ def test_translate_reruns_a_failing_batch_one_input_at_a_time(world, tmp_path, m
     """An input that fails in a way no reader anticipated (here: injected into the real model's clip loading) costs
     that input alone its translation, not its batch's."""
     from slt_plugins.translator import SignTranslator
-    from tools import translate
+    from fairseq_slt.tools import translate
 
     model = SignTranslator.from_pretrained(str(world["bundle"]), device="cpu")
     load_clip = model.load_clip
@@ -422,7 +422,7 @@ def test_extract_features_resumes_only_with_the_checkpoint_and_settings_it_began
         f"'{sha256(world['checkpoint'])}' then, '{sha256(other)}' now): resume with the same ones, or --overwrite "
         f"to extract again"]
     assert not final.exists() and len(keys) - len(keys) // 2 == lmdb_entries(partial)  # nothing written
-    from tools.extract_features import ExtractError, check_resume
+    from fairseq_slt.tools.extract_features import ExtractError, check_resume
 
     begun = json.loads((partial / "extraction.json").read_text())
     with pytest.raises(ExtractError, match=r"\(fp16 False then, True now; batch_size 4 then, 1 now\)"):

@@ -28,8 +28,8 @@ import slt_plugins  # noqa: E402,F401
 from conftest import run_script, tiny_demo_bin  # noqa: E402
 from slt_plugins.data.manifest import read_manifest  # noqa: E402
 from slt_plugins.models.hf_mbart import hf_dictionary  # noqa: E402
-from tools.import_slrt import main as import_main  # noqa: E402
-from tools.prune_mbart import CC25_LANGS  # noqa: E402
+from fairseq_slt.tools.import_slrt import main as import_main  # noqa: E402
+from fairseq_slt.tools.prune_mbart import CC25_LANGS  # noqa: E402
 
 H, FF, D = 16, 32, 32  # visual head width and inner width, mBART width
 HEAD = "recognition_network.visual_head."
@@ -85,7 +85,7 @@ def slrt_head_reference(w, x):
 def make_slrt_release(root, data, mapper="projection", scale_embedding=True):
     """SLRT's folders at tiny size for the dataset ``data``; returns their paths and the models behind them.
     ``scale_embedding``: the mBART config's (the decoder's scale; SLRT scales its source by sqrt(d) either way)."""
-    from registry import build_visual_backbone
+    from fairseq_slt.registry import build_visual_backbone
 
     g = torch.Generator().manual_seed(0)
     rows = [r for split in ("train", "dev", "test") for r in read_manifest(str(data / f"{split}.tsv"))]
@@ -315,7 +315,7 @@ def test_imported_models_decode_fine_tune_and_translate(imported, capsys):
                        "label_smoothed_cross_entropy", "--label-smoothing", "0.2")
     assert f"Loaded checkpoint {out / 'g2t.pt'}" in train.stdout + train.stderr
 
-    from tools.translate import main as translate_main  # the slt-translate command, in this process
+    from fairseq_slt.tools.translate import main as translate_main  # the slt-translate command, in this process
 
     assert translate_main(["--model", str(imported["root"] / "bundle"), "--json", "--quiet", "--beam", "2",
                            "--gloss-beam", "1", "--device", "cpu", f"{data / 'frames.lmdb'}:{rows[0].id}"]) == 0
@@ -363,7 +363,7 @@ def test_bad_slrt_files_are_one_line_errors(imported, tmp_path, capsys):
 def test_sign2text_fine_tuning_starts_from_the_imported_s2g_and_g2t(imported):
     """``--sign2gloss-checkpoint`` and ``--gloss2text-checkpoint`` take the imported files as they take trained
     ones: the joint model gets their shapes, SLRT's settings and their weights."""
-    from tools.import_slrt import build
+    from fairseq_slt.tools.import_slrt import build
 
     out = imported["out"]
     cfg, task, model = build([str(out / "data"), "--user-dir", os.path.dirname(slt_plugins.__file__), "--task",
@@ -383,7 +383,7 @@ def test_sign2text_fine_tuning_starts_from_the_imported_s2g_and_g2t(imported):
 def test_slrt_scoring_preset(tmp_path, capsys):
     """``slt-score --slrt word``: lower-cased, the German final period split off, BLEU tokenize 'none', ROUGE-L
     with β = P/R; ``--slrt char``: characters (CSL-Daily)."""
-    from tools.score import main as score_main
+    from fairseq_slt.tools.score import main as score_main
 
     out = tmp_path / "gen.out"
     out.write_text("T-0\tmorgen regnet es im norden .\nD-0\t-0.1\tMorgen regnet es im norden.\n"

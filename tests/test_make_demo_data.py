@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import make_demo_data as demo
+from fairseq_slt.tools import make_demo_data as demo
 
 SMALL = ["--train", "12", "--dev", "4", "--test", "4", "--workers", "1"]
 

@@ -14,15 +14,15 @@ from pose_format.numpy.pose_body import NumPyPoseBody
 from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
 
 from conftest import LEARNABLE_GLOSSES, SHARED_DATA, require_shared_data
-from registry import build_visual_backbone
+from fairseq_slt.registry import build_visual_backbone
 from slt_plugins.data.lmdb_store import PoseStore
 from slt_plugins.data.pose_files import read_pose_array
 from slt_plugins.data.pose_layouts import LAYOUTS, SHOULDERS, get_layout
 from slt_plugins.data.pose_transforms import PoseTransform, PoseTransformConfig
 from test_learning import generate, train, untrained
-from tools import demo_poses
-from tools.binarise import main as binarise_main
-from tools.make_demo_data import main as make_demo_data
+from fairseq_slt.tools import demo_poses
+from fairseq_slt.tools.binarise import main as binarise_main
+from fairseq_slt.tools.make_demo_data import main as make_demo_data
 
 POSE_S2G = ["--task", "sign2gloss", "--input", "poses", "--criterion", "gloss_ctc"]
 
@@ -197,7 +197,7 @@ def test_sign2gloss_learns_from_keypoints(pose_data, trained, arch):
 
 
 def test_a_pose_bundle_reads_pose_files_and_store_entries_and_plots_skeletons(pose_data, trained, tmp_path):
-    from tools.export import main as export
+    from fairseq_slt.tools.export import main as export
 
     assert export(["--checkpoint", str(trained("pose_tconv_tiny")), "--out", str(tmp_path / "bundle")]) == 0
     info = json.loads((tmp_path / "bundle" / "bundle.json").read_text())

@@ -14,7 +14,7 @@ from conftest import run_script
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.models.mbart_translator import MBartTranslator, mbart_translator_tiny
 from test_fairseq_cli import write_toy_corpus
-from tools.prune_mbart import main as prune_main
+from fairseq_slt.tools.prune_mbart import main as prune_main
 
 LANGS = ["de_DE", "en_XX", "zh_CN"]
 #: sentences the "pretraining corpus" has and the toy dataset does not: their sub-words must be pruned away

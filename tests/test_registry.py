@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import pytest
 import torch.nn as nn
 
-from registry import VISUAL_BACKBONES, Registry, RegistryError
+from fairseq_slt.registry import VISUAL_BACKBONES, Registry, RegistryError
 
 
 @dataclass

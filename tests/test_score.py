@@ -4,7 +4,7 @@ import json
 
 import sacrebleu
 
-from tools.score import main as score_main
+from fairseq_slt.tools.score import main as score_main
 
 REFS = ["am tag regnet es im norden.", "morgen gibt es sonne", "der wind weht kräftig, im süden auch"]
 HYPS = ["am tag regnet es im norden .", "morgen sonne", "der wind weht kräftig im süden"]

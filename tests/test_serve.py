@@ -92,8 +92,8 @@ def server(bundles, clips, tmp_path_factory):
     env = dict(os.environ, HOME=str(places["home"]), TMPDIR=str(places["tmp"]), PYTHONPATH=REPO)
     env.pop("MPLCONFIGDIR", None)
     log = open(root / "serve.log", "w")
-    # `python -m tools.serve` is what the slt-serve console script runs (this tree's, whatever the venv installed)
-    proc = subprocess.Popen([sys.executable, "-m", "tools.serve", "--model", bundles["s2t"], "--model", bundles["s2g"],
+    # `python -m fairseq_slt.tools.serve` is what the slt-serve console script runs (this tree's, whatever the venv installed)
+    proc = subprocess.Popen([sys.executable, "-m", "fairseq_slt.tools.serve", "--model", bundles["s2t"], "--model", bundles["s2g"],
                              "--examples", clips["example"].parent, "--port", str(port), "--max-mb", "1"],
                             cwd=places["cwd"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -199,7 +199,7 @@ def test_server_writes_nothing_outside_its_temporary_folder_and_deletes_it_at_ex
 
 
 def test_serve_binds_to_this_machine_unless_told_otherwise():
-    from tools.serve import parse_args
+    from fairseq_slt.tools.serve import parse_args
 
     assert parse_args(["--model", "b"]).host == "127.0.0.1"
 
@@ -208,7 +208,7 @@ def test_serve_binds_to_this_machine_unless_told_otherwise():
 
 def refusal(path, **limits):
     """check_upload's one line for ``path`` under ``limits``."""
-    from tools.serving import UploadError, UploadLimits, check_upload
+    from fairseq_slt.tools.serving import UploadError, UploadLimits, check_upload
 
     with pytest.raises(UploadError) as e:
         check_upload(str(path), os.path.basename(path), UploadLimits(**limits))
@@ -216,7 +216,7 @@ def refusal(path, **limits):
 
 
 def test_an_upload_is_refused_with_one_line_before_decoding(clips, tmp_path):
-    from tools.serving import UploadLimits, check_upload
+    from fairseq_slt.tools.serving import UploadLimits, check_upload
 
     assert 1.5 < check_upload(str(clips["upload"]), "clip.mp4", UploadLimits()) < 2  # 44 frames at 25 fps
     empty = tmp_path / "empty.mp4"
@@ -241,7 +241,7 @@ def test_an_upload_is_refused_with_one_line_before_decoding(clips, tmp_path):
 @pytest.fixture(scope="module")
 def served(bundles, tmp_path_factory):
     from slt_plugins.translator import SignTranslator
-    from tools.serving import ServedModel, UploadLimits
+    from fairseq_slt.tools.serving import ServedModel, UploadLimits
 
     translator = SignTranslator.from_pretrained(str(bundles["s2g"]), device="cpu")
     model = ServedModel("s2g", translator, str(tmp_path_factory.mktemp("served")), UploadLimits())
@@ -255,7 +255,7 @@ def _copy(path, folder, name):
 
 
 def test_the_line_answers_one_at_a_time_as_slt_translate_and_deletes_uploads(served, clips, tmp_path, monkeypatch):
-    from tools.serving import Uploads, result_of
+    from fairseq_slt.tools.serving import Uploads, result_of
 
     expected = served.translator.run([str(clips["upload"])])[0]
     uploads = [_copy(clips["upload"], tmp_path / f"u{k}", "clip.mp4") for k in range(2)]
@@ -284,7 +284,7 @@ def test_the_line_answers_one_at_a_time_as_slt_translate_and_deletes_uploads(ser
 def test_a_cancelled_request_stops_waiting_or_running(served, clips, tmp_path):
     import threading
 
-    from tools.serving import Cancelled, Uploads, result_of
+    from fairseq_slt.tools.serving import Cancelled, Uploads, result_of
 
     calls, release, holding, in_use = [0], threading.Event(), [], Uploads(str(tmp_path))
 

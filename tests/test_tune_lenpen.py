@@ -5,8 +5,8 @@ import re
 
 from conftest import run_script
 from test_fairseq_cli import write_toy_corpus
-from tools.score import main as score_main
-from tools.tune_lenpen import main as tune_main, rank, read_nbest
+from fairseq_slt.tools.score import main as score_main
+from fairseq_slt.tools.tune_lenpen import main as tune_main, rank, read_nbest
 
 # per sentence: (reference, short hypothesis, long hypothesis). Short: 3 tokens with </s>, log2-prob -1.5; long: 8
 # tokens, -6. Ranked by log-prob / length^lenpen, the short one wins below lenpen ln 4 / ln(8/3) = 1.41, the long

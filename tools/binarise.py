@@ -33,9 +33,9 @@ from slt_plugins.data.pose_files import PoseFileError, read_pose_array
 from slt_plugins.data.pose_layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from slt_plugins.data.manifest import ManifestError, ManifestRow, manifest_path, write_manifest
 from slt_plugins.data.video_io import ClipReadError, iter_clip_frames
-from tools.atomic import OutputError, Owner, staging
-from tools.progress import progress_bar
-from tools.corpora import (CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv,
+from fairseq_slt.tools.atomic import OutputError, Owner, staging
+from fairseq_slt.tools.progress import progress_bar
+from fairseq_slt.tools.corpora import (CorpusError, InvalidRow, Utterance, read_csl_daily, read_phoenix, read_tsv,
                            split_problem)
 
 

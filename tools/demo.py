@@ -23,7 +23,7 @@ import threading
 import time
 from typing import List, Optional
 
-from tools.progress import FORCE_VARIABLE
+from fairseq_slt.tools.progress import FORCE_VARIABLE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)

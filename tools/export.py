@@ -66,7 +66,7 @@ def export(checkpoint: str, out: str, data: str = "", backbone_checkpoint: str =
     import slt_plugins
     from slt_plugins.tasks.checkpoint_settings import STATE_KEY, saved_settings
     from slt_plugins.tasks.sign2gloss import SignInput
-    from tools.atomic import Owner, check_output, staging
+    from fairseq_slt.tools.atomic import Owner, check_output, staging
 
     if not os.path.isfile(checkpoint):
         raise ExportError(f"--checkpoint {checkpoint}: no such file")
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--backbone-checkpoint", default="", help="sign2text on features: the sign2gloss (or sign2text) "
                    "checkpoint whose backbone made them")
     args = p.parse_args(argv)
-    from tools.atomic import OutputError
+    from fairseq_slt.tools.atomic import OutputError
 
     try:
         info = export(args.checkpoint, args.out, args.data, args.backbone_checkpoint, args.overwrite)

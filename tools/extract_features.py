@@ -33,7 +33,7 @@ from typing import Dict, List
 import torch
 import torch.distributed as dist
 
-from tools.progress import progress_bar
+from fairseq_slt.tools.progress import progress_bar
 
 
 class ExtractError(ValueError):
@@ -67,7 +67,7 @@ def load_backbone(name: str, weights: str, options: str, crop_size: int):
     import ast
     from types import SimpleNamespace
 
-    from registry import RegistryError, build_visual_backbone
+    from fairseq_slt.registry import RegistryError, build_visual_backbone
 
     if not os.path.isfile(weights):
         raise ExtractError(f"--backbone-weights {weights}: no such file")
@@ -286,7 +286,7 @@ def extract(args) -> Dict:
 
 def _plain_name(name: str) -> str:
     """``--name`` becomes a folder name under features/: it may not lead elsewhere."""
-    from tools.corpora import PLAIN_NAME
+    from fairseq_slt.tools.corpora import PLAIN_NAME
 
     if name and not PLAIN_NAME.fullmatch(name):
         raise argparse.ArgumentTypeError(f"{name!r} is not a plain name (letters, digits, '_', '-', '.')")

@@ -53,7 +53,7 @@ class HolisticWorker:
         path = [site] if os.path.isdir(site) else []
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(path + [ROOT] + [p for p in [os.environ.get(
             "PYTHONPATH")] if p]), GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="2")
-        self.process = subprocess.Popen([sys.executable, "-m", "tools.holistic_worker"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "fairseq_slt.tools.holistic_worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                                         cwd=ROOT)
         reply = self._reply()

@@ -1,4 +1,4 @@
-"""The MediaPipe side of slt-extract-pose, run as its own process: ``python -m tools.holistic_worker``.
+"""The MediaPipe side of slt-extract-pose, run as its own process: ``python -m fairseq_slt.tools.holistic_worker``.
 
 MediaPipe 0.10.14 needs protobuf < 5, while the toolkit's sentencepiece reads its model with protobuf 7, and one
 process can hold only one. So MediaPipe lives in a folder of its own (``make install-pose`` puts it in

@@ -197,7 +197,7 @@ def build_text_dictionary(spm_path: str, map_ids: Dict[int, int], rows: int, map
     from fairseq.data import Dictionary
 
     from slt_plugins.models.hf_mbart import HFMBartError, hf_dictionary
-    from tools.prune_mbart import CC25_LANGS
+    from fairseq_slt.tools.prune_mbart import CC25_LANGS
 
     try:
         full = hf_dictionary(spm_path, CC25_LANGS, rows=-1)
@@ -530,7 +530,7 @@ def import_slrt(out: str, data: str, *, s2g: str = "", g2t: str = "", s2t: str =
     import shutil
 
     import slt_plugins
-    from tools.atomic import Owner, staging
+    from fairseq_slt.tools.atomic import Owner, staging
 
     check_inputs(s2g, g2t, s2t, gloss2ids, mbart_dir, data)
     paths = {stage: path for stage, path in (("s2g", s2g), ("g2t", g2t), ("s2t", s2t)) if path}
@@ -613,14 +613,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                    "bundle for slt-translate")
     p.add_argument("--overwrite", action="store_true", help="replace --out even if this tool did not write it")
     args = p.parse_args(argv)
-    from tools.atomic import OutputError
+    from fairseq_slt.tools.atomic import OutputError
 
     try:
         info = import_slrt(args.out, args.data, s2g=args.s2g, g2t=args.g2t, s2t=args.s2t, gloss2ids=args.gloss2ids,
                            mbart_dir=args.mbart_dir, source_lang=args.source_lang, target_lang=args.target_lang,
                            crop_size=args.crop_size, overwrite=args.overwrite)
         if args.bundle:
-            from tools.export import ExportError, export
+            from fairseq_slt.tools.export import ExportError, export
 
             name = next(n for n in ("s2t", "g2t", "s2g") if n in info["checkpoints"])
             try:

@@ -62,7 +62,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 from PIL import Image
 
-from tools.atomic import Owner, staging
+from fairseq_slt.tools.atomic import Owner, staging
 
 MARKER = "demo_data.json"
 SPLITS = ("train", "dev", "test")
@@ -383,7 +383,7 @@ CATEGORY_COLOURS = np.array([YELLOW, GREEN, BLUE, RED, ORANGE, REST_COLOUR], dty
 def clip_keypoints(utterance: Utterance, seed: int, height: int, width: int):
     """The clip's keypoints (pixels T×75×3, confidence T×75; tools/demo_poses.py), from the same track as its
     frames; the keypoint noise comes from a stream of its own, so the frames do not depend on it."""
-    from tools.demo_poses import scene_keypoints
+    from fairseq_slt.tools.demo_poses import scene_keypoints
 
     _, offset, xy, shape, colour = clip_track(utterance, seed)
     category = np.argmin(((colour[:, None, :] - CATEGORY_COLOURS[None]) ** 2).sum(-1), axis=1)
@@ -468,7 +468,7 @@ def write_clip(job: ClipJob) -> int:
     for i, frame in enumerate(frames, start=1):
         Image.fromarray(frame).save(os.path.join(job.folder, f"images{i:04d}.png"), compress_level=1)
     if job.pose_path:
-        from tools.demo_poses import write_pose
+        from fairseq_slt.tools.demo_poses import write_pose
 
         pixels, confidence = clip_keypoints(job.utterance, job.seed, job.height, job.width)
         os.makedirs(os.path.dirname(job.pose_path), exist_ok=True)

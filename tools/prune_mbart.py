@@ -40,7 +40,7 @@ from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.models import hf_mbart
 from slt_plugins.models.hf_mbart import is_hf_mbart_folder
 from slt_plugins.safe_checkpoint import CheckpointError, load_checkpoint_file
-from tools.atomic import OutputError, Owner, check_output, staging
+from fairseq_slt.tools.atomic import OutputError, Owner, check_output, staging
 
 OWNER = Owner("slt-prune-mbart", "meta.json", "tool")
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
-from tools.serving import MB, Cancelled, ServedModel, UploadError, UploadLimits, Uploads, result_of
+from fairseq_slt.tools.serving import MB, Cancelled, ServedModel, UploadError, UploadLimits, Uploads, result_of
 
 POLL_SECONDS = 0.25  # how often a waiting request updates its line on the page (and notices a Stop)
 

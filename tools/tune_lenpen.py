@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import sacrebleu
 
-from tools.score import score_each, score_line
+from fairseq_slt.tools.score import score_each, score_line
 
 GRID = tuple(i / 4 for i in range(13))  # 0 (sum of log-probabilities, favours short) … 3 (favours long)
 

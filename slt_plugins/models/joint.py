@@ -42,7 +42,7 @@ from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, FairseqEn
                             register_model)
 from omegaconf import OmegaConf, open_dict
 
-from registry import build_vl_mapper
+from fairseq_slt.registry import build_vl_mapper
 from slt_plugins.models.mbart_translator import MBartTranslator, load_exactly
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
 

@@ -21,7 +21,7 @@ import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model, register_model_architecture
 
-from registry import build_sequence_model, build_visual_backbone
+from fairseq_slt.registry import build_sequence_model, build_visual_backbone
 from slt_plugins.models.visual_head import VisualHead
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from fairseq.modules import SinusoidalPositionalEmbedding
 
-from registry import register_sequence_model
+from fairseq_slt.registry import register_sequence_model
 
 
 @dataclass

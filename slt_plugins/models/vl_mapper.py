@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.data import Dictionary
 
-from registry import register_vl_mapper
+from fairseq_slt.registry import register_vl_mapper
 
 logger = logging.getLogger(__name__)
 

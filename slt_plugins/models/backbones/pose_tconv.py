@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from registry import register_visual_backbone
+from fairseq_slt.registry import register_visual_backbone
 from slt_plugins.data.pose_layouts import DEFAULT_LAYOUT
 from slt_plugins.models.backbones import load_weights
 from slt_plugins.models.backbones._pose_input import PoseBackbone

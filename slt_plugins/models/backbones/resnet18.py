@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from registry import register_visual_backbone
+from fairseq_slt.registry import register_visual_backbone
 from slt_plugins.models.backbones import VisualBackbone, load_weights
 from slt_plugins.models.backbones.cnn_tconv import _temporal_conv, frames_then_temporal, pooled_lengths
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from registry import register_visual_backbone
+from fairseq_slt.registry import register_visual_backbone
 from slt_plugins.models.backbones import VisualBackbone, load_weights
 
 BLOCK_CHANNELS = {1: 64, 2: 192, 3: 480, 4: 832, 5: 1024}
