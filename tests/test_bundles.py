@@ -21,10 +21,10 @@ def trained(tmp_path_factory, tiny_trained):
 
 
 @pytest.fixture(scope="module")
-def bundles(trained, tmp_path_factory):
+def bundles(trained, tmp_path_factory, tiny_trained):
     """A Sign2Gloss bundle, and a bundle of the features-trained Sign2Text model reading video through the
     Sign2Gloss backbone (shared with the other tests of the session)."""
-    return tiny_bundles(tmp_path_factory)
+    return tiny_bundles(tmp_path_factory, tiny_trained)
 
 
 @pytest.fixture(scope="module")

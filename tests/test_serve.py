@@ -57,14 +57,14 @@ def write_video(frames, path, rate=25):
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    return tiny_bundles(tmp_path_factory)
+def bundles(tmp_path_factory, tiny_trained):
+    return tiny_bundles(tmp_path_factory, tiny_trained)
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
+def clips(tmp_path_factory, tiny_trained):
     """Two test clips of the tiny corpus as mp4 (the upload, and the example the page offers), and a broken file."""
-    data = tiny_models(tmp_path_factory)["data"]
+    data = tiny_models(tmp_path_factory, tiny_trained)["data"]
     store, rows = FrameStore(str(data / "frames.lmdb")), read_manifest(data / "test.tsv")
     root = tmp_path_factory.mktemp("clips")
     (root / "examples").mkdir()

@@ -26,12 +26,12 @@ def tiny_models(tmp_path_factory, tiny_trained) -> dict:
     return _TRAINED
 
 
-def tiny_bundles(tmp_path_factory) -> dict:
+def tiny_bundles(tmp_path_factory, tiny_trained) -> dict:
     """Bundles of the tiny models (made at the first call of the session): the Sign2Gloss model, and the
     features-trained Sign2Text model reading video through the Sign2Gloss backbone."""
     if _BUNDLES:
         return _BUNDLES
-    trained = tiny_models(tmp_path_factory)
+    trained = tiny_models(tmp_path_factory, tiny_trained)
     root = tmp_path_factory.mktemp("bundles")
     run_script("slt-export", "--checkpoint", trained["s2g"], "--out", root / "s2g")
     run_script("slt-export", "--checkpoint", trained["s2t"], "--out", root / "s2t", "--backbone-checkpoint",
