@@ -146,7 +146,7 @@ def write_poses(utterances: List[Utterance], path: str, layout_name: str, skip_i
     layout = get_layout(layout_name)
     lengths, fps, invalid, dims = {}, {}, [], None
     with LmdbWriter(path) as writer:
-        for u in tqdm(utterances, desc="poses", unit="clip", disable=None):
+        for u in progress_bar(utterances, desc="poses", unit="clip"):
             if u.origin in failed or u.id in lengths:
                 continue
             try:
