@@ -46,7 +46,9 @@ TRANSFORMER = ["model.sequence_model=transformer",
 
 
 def run(cmd, log, threads=1):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    """Run one step from the repository with ``threads`` intra-op threads, its output in ``log``; seconds taken."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     started = time.time()
     with open(log, "w") as f:
         proc = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)

@@ -24,10 +24,11 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from distillation import run  # bench/ is this script's folder: the same step runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -36,18 +37,6 @@ COMMON = ["--user-dir", "slt_plugins", "--optimizer", "adam", "--batch-size", "4
           "--no-progress-bar", "--num-workers", "0", "--no-epoch-checkpoints", "--log-format", "simple", "--seed", "1",
           "--disable-validation"]
 VISUAL = "{'visual_backbone': 'cnn_tconv', 'backbone_args': \"{'output_dim': 64}\", 'head_dim': 64, 'head_ff_dim': 128}"
-
-
-def run(cmd, log, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    started = time.time()
-    with open(log, "w") as f:
-        proc = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd[:4]))} … failed (exit {proc.returncode}); {log}:\n"
-                         f"{open(log).read()[-3000:]}")
-    return time.time() - started
 
 
 def script(name):
