@@ -281,6 +281,27 @@ def test_cnn_tconv_grid_pooling_and_temporal_pools(temporal_pools, expected):
     assert torch.allclose(features[1, : expected[1]], alone[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("stride", [2, 3])
+def test_cnn_tconv_frame_stride_sees_every_kth_frame(stride):
+    """With ``frame_stride`` k the CNN sees frames 0, k, 2k, …: the output equals that of the strided clip with
+    stride 1 and the same weights, a padded clip gives what it gives alone, and ``output_lengths`` agrees."""
+    torch.manual_seed(0)
+    strided = build_visual_backbone("cnn_tconv", channels=[4, 8], output_dim=6, pool_grid=2, temporal_pools=1,
+                                    frame_stride=stride).eval()
+    plain = build_visual_backbone("cnn_tconv", channels=[4, 8], output_dim=6, pool_grid=2, temporal_pools=1).eval()
+    plain.load_state_dict(strided.state_dict())
+    frames = torch.rand(2, 11, 3, 16, 16)
+    lengths = torch.tensor([11, 7])
+    with torch.no_grad():
+        features, out_lengths = strided(frames, lengths)
+        expected, expected_lengths = plain(frames[:, ::stride], (lengths + stride - 1) // stride)
+        alone, alone_lengths = strided(frames[1:, :7], lengths[1:])
+    assert out_lengths.tolist() == expected_lengths.tolist() == strided.output_lengths(lengths).tolist()
+    assert torch.allclose(features, expected, atol=1e-6)
+    assert alone_lengths.item() == out_lengths[1].item()
+    assert torch.allclose(features[1, : out_lengths[1]], alone[0], atol=1e-5)
+
+
 # --- resnet18: torchvision's ResNet18 per frame, then VAC's temporal convolutions
 
 RESNET_KIND = "is not a torchvision ResNet18 state dict"

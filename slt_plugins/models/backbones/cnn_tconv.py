@@ -28,6 +28,13 @@ class CNNTConvConfig:
         metadata={"help": "max-pools over time, each halving it: 2 gives T/4 as S3D does, 1 keeps T/2 (more CTC "
                           "steps per gloss for short clips)"},
     )
+    frame_stride: int = field(
+        default=1,
+        metadata={
+            "help": "take every k-th frame into the 2D CNN (S3D's first convolution also strides time by 2): k× less "
+            "work per clip; the output has ⌈T/k⌉ steps before the temporal pools"
+        },
+    )
     pool_grid: int = field(
         default=1,
         metadata={
@@ -83,11 +90,16 @@ class CNNTConv(VisualBackbone):
         if not 0 <= cfg.temporal_pools <= 2:
             raise ValueError(f"temporal_pools must be 0, 1 or 2, got {cfg.temporal_pools}")
         self.temporal_pools = cfg.temporal_pools
+        if cfg.frame_stride < 1:
+            raise ValueError(f"frame_stride must be at least 1, got {cfg.frame_stride}")
+        self.frame_stride = cfg.frame_stride
         if cfg.pretrained:
             load_weights(self, cfg.pretrained, "a cnn_tconv state dict")
         self.freeze_blocks([*self.frame_cnn, self.temporal], cfg.frozen_blocks)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.frame_stride > 1:
+            frames, lengths = frames[:, :: self.frame_stride], strided_lengths(lengths, self.frame_stride)
         return frames_then_temporal(self._frame_features, self.temporal, frames, lengths)
 
     def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
@@ -95,7 +107,12 @@ class CNNTConv(VisualBackbone):
         return F.adaptive_avg_pool2d(self.frame_cnn(frames * 2 - 1), self.pool_grid).flatten(1)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return pooled_lengths(lengths, self.temporal_pools)
+        return pooled_lengths(strided_lengths(lengths, self.frame_stride), self.temporal_pools)
+
+
+def strided_lengths(lengths: torch.Tensor, stride: int) -> torch.Tensor:
+    """Frames 0, k, 2k, … of L frames: ⌈L/k⌉."""
+    return (lengths + stride - 1) // stride
 
 
 def frames_then_temporal(
