@@ -10,7 +10,8 @@ oneDNN's and ATen's 2-D kernels are far better tuned on a CPU than their 3-D one
 pools runs several times faster), and the arithmetic is the same: a 2-D convolution sums the same products as the
 3-D one, only perhaps in another order, and a max over a box is the max over its rows of the max over its columns.
 The layers keep their ``nn.Conv3d`` / ``nn.MaxPool3d`` parameters and state-dict keys, so checkpoints load
-unchanged; a tensor in any other layout, or a kernel that mixes space and time, takes the plain 3-D path.
+unchanged; a tensor in any other layout or off the CPU, or a kernel that mixes space and time, takes the plain 3-D
+path.
 """
 
 from typing import Tuple
@@ -21,8 +22,9 @@ import torch.nn.functional as F
 from torch.nn.modules.utils import _triple
 
 
-def is_channels_last_3d(x: torch.Tensor) -> bool:
-    return x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d)
+def runs_as_2d(x: torch.Tensor) -> bool:
+    """A channels-last tensor on a CPU: what the 2-D path is for (on a GPU, cuDNN's 3-D kernels are left alone)."""
+    return x.device.type == "cpu" and x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 def as_frames(x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +66,7 @@ class Conv3dAs2d(nn.Conv3d):
     channels-last input."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not is_channels_last_3d(x) or self.groups != 1 or self.dilation != (1, 1, 1) or \
+        if not runs_as_2d(x) or self.groups != 1 or self.dilation != (1, 1, 1) or \
                 self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(x)
         (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = self.kernel_size, self.stride, self.padding
@@ -81,7 +83,7 @@ class MaxPool3dAs2d(nn.MaxPool3d):
     """``nn.MaxPool3d`` as a 2-D max-pool over space, then one over time, on a channels-last input."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not is_channels_last_3d(x) or self.ceil_mode or self.return_indices or _triple(self.dilation) != (1, 1, 1):
+        if not runs_as_2d(x) or self.ceil_mode or self.return_indices or _triple(self.dilation) != (1, 1, 1):
             return super().forward(x)
         kernel, stride, padding = _triple(self.kernel_size), _triple(self.stride or self.kernel_size), \
             _triple(self.padding)

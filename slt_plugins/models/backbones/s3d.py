@@ -63,9 +63,10 @@ class S3DConfig:
     channels_last: bool = field(
         default=True,
         metadata={
-            "help": "run on channels-last tensors, the separable convolutions and the max-pools as 2-D ones over "
-            "frames or over time: the same numbers, a faster training step on a CPU (bench/train_step.py); "
-            "False runs plain Conv3d / MaxPool3d, as the reference code does"
+            "help": "on a CPU, run on channels-last tensors, the separable convolutions and the max-pools as 2-D "
+            "ones over frames or over time: the same numbers, a faster training step (bench/train_step.py); "
+            "False runs plain Conv3d / MaxPool3d in the default layout, as the reference code does. A GPU runs "
+            "Conv3d either way"
         },
     )
 
@@ -159,8 +160,8 @@ class S3D(VisualBackbone):
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = frames.transpose(1, 2)  # B×3×T×H×W, as Conv3d wants
-        # channels last (the dataset's frames already are) takes conv_as_2d's 2-D kernels, the default layout Conv3d's
-        x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
+        if x.device.type == "cpu":  # channels last (the dataset's frames are) takes conv_as_2d's 2-D kernels
+            x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
         if self.bgr_input:
             x = x.flip(1)
         x = self.base(x * 2 - 1)  # the Kinetics-400 weights were trained on [-1, 1]
