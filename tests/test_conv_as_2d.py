@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import slt_plugins  # noqa: F401
 from fairseq_slt.registry import build_visual_backbone
+from slt_plugins.models.backbones.conv_as_2d import Conv3dAs2d, MaxPool3dAs2d
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -126,3 +127,34 @@ def test_conv3d_as_2d_keeps_the_weights_and_checkpoint_keys():
     assert "base.5.branch1.1.conv_t.weight" in fast.state_dict()
     clone = copy.deepcopy(plain)
     clone.load_state_dict(fast.state_dict())  # a checkpoint saved by either way loads into the other
+
+
+@pytest.mark.parametrize("layer", [
+    Conv3dAs2d(4, 6, (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=False),  # over space, strided (block 1)
+    Conv3dAs2d(4, 6, (3, 1, 1), (2, 1, 1), (1, 0, 0), bias=True),  # over time, strided, with a bias
+    Conv3dAs2d(4, 6, 1, bias=False),  # 1×1×1
+    Conv3dAs2d(4, 6, 3, padding=1, bias=False),  # space and time at once: Conv3d itself
+    MaxPool3dAs2d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),  # blocks 2 and 3
+    MaxPool3dAs2d(3, stride=1, padding=1),  # the inceptions' pool branch
+    MaxPool3dAs2d(3, stride=2, padding=1),  # block 4
+    MaxPool3dAs2d(2, stride=2),  # block 5
+], ids=lambda layer: repr(layer))
+def test_each_layer_gives_its_3d_self_s_numbers_and_gradients_even_on_ties(layer):
+    """Every kernel S3D uses (and one it does not), against plain Conv3d / MaxPool3d in float64, on a batch of 2
+    with odd sizes. The values are small integers, so max-pool windows hold ties: the gradient goes to the same
+    element as MaxPool3d's (the first in time, then in the frame)."""
+    torch.manual_seed(0)
+    layer = layer.double()
+    x = torch.randint(0, 4, (2, 4, 7, 9, 11), dtype=torch.float64)
+    fast_in = x.contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    plain_in = x.clone().requires_grad_()
+    with pytest.MonkeyPatch.context() as patch:
+        if layer.kernel_size != (3, 3, 3) or isinstance(layer, MaxPool3dAs2d):  # all but the space-and-time conv
+            no_3d_kernels(patch)
+        fast_out = layer(fast_in)
+    plain_out = super(type(layer), layer).forward(plain_in)
+    assert_same(fast_out, plain_out)
+    weights = torch.randn(plain_out.shape, dtype=torch.float64)
+    (fast_out * weights).sum().backward()
+    (plain_out * weights).sum().backward()
+    assert_same(fast_in.grad, plain_in.grad, "input")

@@ -8,7 +8,8 @@ S3D factors its 3-D kernels into 1×k×k over space and k×1×1 over time. On a 
 
 oneDNN's and ATen's 2-D kernels are far better tuned on a CPU than their 3-D ones (a 3×3×3 max-pool as two 2-D
 pools runs several times faster), and the arithmetic is the same: a 2-D convolution sums the same products as the
-3-D one, only perhaps in another order, and a max over a box is the max over its rows of the max over its columns.
+3-D one, only perhaps in another order, and a max over a box is the max over time of the maxima over space (a tie
+goes to the same element, the first in time and then in the frame, so the gradients match as well).
 The layers keep their ``nn.Conv3d`` / ``nn.MaxPool3d`` parameters and state-dict keys, so checkpoints load
 unchanged; a tensor in any other layout or off the CPU, or a kernel that mixes space and time, takes the plain 3-D
 path.
