@@ -91,7 +91,7 @@ class Bf16Autocast:
     _bf16_autocast_on = None  # decided at the first step, where the model's device is known
 
     def bf16_autocast_on(self, model) -> bool:
-        if not self.cfg.bf16_autocast:
+        if not getattr(self.cfg, "bf16_autocast", False):  # a task config saved before the option existed
             return False
         if self._bf16_autocast_on is None:
             self._bf16_autocast_on = _device_type(model) != "cpu" or cpu_bf16_is_faster()

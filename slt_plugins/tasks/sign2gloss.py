@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.data import Dictionary
-from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
@@ -22,6 +21,7 @@ from slt_plugins.data.lmdb_store import POSE_STORE, FeatureStore, FrameStore, Po
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.data.sign_dataset import SignFeatureDataset, SignFrameDataset, SignLengthDataset, SignPoseDataset
 from slt_plugins.data.text_inputs import TextInputs
+from slt_plugins.tasks.bf16_autocast import Bf16Autocast, Bf16AutocastConfig
 from slt_plugins.tasks.checkpoint_settings import CheckpointSettings
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def load_gloss_dictionary(data: str) -> Dictionary:
 
 
 @dataclass
-class Sign2GlossConfig(FairseqDataclass):
+class Sign2GlossConfig(Bf16AutocastConfig):
     data: str = field(default=MISSING, metadata={
         "help": "binarised dataset folder (data_bins/NAME) with <split>.tsv, dict.gloss.txt and frames.lmdb or "
                 "features/<name>.lmdb"})
@@ -172,7 +172,7 @@ class SignInput(CheckpointSettings):
 
 
 @register_task("sign2gloss", dataclass=Sign2GlossConfig)
-class Sign2GlossTask(SignInput, FairseqTask):
+class Sign2GlossTask(Bf16Autocast, SignInput, FairseqTask):
     cfg: Sign2GlossConfig
     blank_symbol = "<s>"  # fairseq's ctc criterion looks the blank up by this name
 

@@ -52,6 +52,11 @@ class CNNTConvConfig:
     pretrained: Optional[str] = field(
         default=None, metadata={"help": "a state dict of this backbone to start from (saved by an earlier run)"}
     )
+    channels_last: bool = field(
+        default=True,
+        metadata={"help": "run the 2D stages channels last (the same numbers, faster on a CPU: bench/train_step.py); "
+                          "False keeps PyTorch's default layout"},
+    )
 
 
 def _frame_stage(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -79,8 +84,9 @@ class CNNTConv(VisualBackbone):
         widths = [3, *cfg.channels]
         # channels last (N×H×W×C in memory): oneDNN's convolutions run ~1.4× faster on it on a CPU (the same
         # arithmetic; see bench/train_step.py), and the clips arrive in that layout from the dataset
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.frame_cnn = nn.Sequential(*(_frame_stage(a, b) for a, b in zip(widths, widths[1:]))).to(
-            memory_format=torch.channels_last)
+            memory_format=self.memory_format)
         self.temporal = nn.Sequential(
             *_temporal_conv(widths[-1] * cfg.pool_grid**2, cfg.output_dim, pool=cfg.temporal_pools >= 1),
             *_temporal_conv(cfg.output_dim, cfg.output_dim, pool=cfg.temporal_pools >= 2),
@@ -103,7 +109,7 @@ class CNNTConv(VisualBackbone):
         return frames_then_temporal(self._frame_features, self.temporal, frames, lengths)
 
     def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        frames = frames.contiguous(memory_format=torch.channels_last)
+        frames = frames.contiguous(memory_format=self.memory_format)
         return F.adaptive_avg_pool2d(self.frame_cnn(frames * 2 - 1), self.pool_grid).flatten(1)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

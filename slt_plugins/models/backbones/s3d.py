@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from fairseq_slt.registry import register_visual_backbone
 from slt_plugins.models.backbones import VisualBackbone, load_weights
+from slt_plugins.models.backbones.conv_as_2d import Conv3dAs2d, MaxPool3dAs2d
 
 BLOCK_CHANNELS = {1: 64, 2: 192, 3: 480, 4: 832, 5: 1024}
 
@@ -59,6 +60,15 @@ class S3DConfig:
             "SLRT); the Kinetics-400 weights expect RGB"
         },
     )
+    channels_last: bool = field(
+        default=True,
+        metadata={
+            "help": "on a CPU, run on channels-last tensors, the separable convolutions and the max-pools as 2-D "
+            "ones over frames or over time: the same numbers, a faster training step (bench/train_step.py); "
+            "False runs plain Conv3d / MaxPool3d in the default layout, as the reference code does. A GPU runs "
+            "Conv3d either way"
+        },
+    )
 
 
 def _batch_norm(channels: int) -> nn.BatchNorm3d:
@@ -71,7 +81,7 @@ class Conv3dBNReLU(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, kernel_size=1, bias=False)
+        self.conv = Conv3dAs2d(in_channels, out_channels, kernel_size=1, bias=False)
         self.bn = _batch_norm(out_channels)
 
     def forward(self, x):
@@ -85,9 +95,9 @@ class SeparableConv3d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__()
         k, s, p = kernel_size, stride, kernel_size // 2
-        self.conv_s = nn.Conv3d(in_channels, out_channels, (1, k, k), (1, s, s), (0, p, p), bias=False)
+        self.conv_s = Conv3dAs2d(in_channels, out_channels, (1, k, k), (1, s, s), (0, p, p), bias=False)
         self.bn_s = _batch_norm(out_channels)
-        self.conv_t = nn.Conv3d(out_channels, out_channels, (k, 1, 1), (s, 1, 1), (p, 0, 0), bias=False)
+        self.conv_t = Conv3dAs2d(out_channels, out_channels, (k, 1, 1), (s, 1, 1), (p, 0, 0), bias=False)
         self.bn_t = _batch_norm(out_channels)
 
     def forward(self, x):
@@ -104,7 +114,7 @@ class Inception3d(nn.Module):
         self.branch0 = nn.Sequential(Conv3dBNReLU(in_channels, out_1x1))
         self.branch1 = nn.Sequential(Conv3dBNReLU(in_channels, mid_a), SeparableConv3d(mid_a, out_a, 3))
         self.branch2 = nn.Sequential(Conv3dBNReLU(in_channels, mid_b), SeparableConv3d(mid_b, out_b, 3))
-        self.branch3 = nn.Sequential(nn.MaxPool3d(3, stride=1, padding=1), Conv3dBNReLU(in_channels, out_pool))
+        self.branch3 = nn.Sequential(MaxPool3dAs2d(3, stride=1, padding=1), Conv3dBNReLU(in_channels, out_pool))
 
     def forward(self, x):
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
@@ -115,14 +125,14 @@ def _build_blocks(use_block: int):
         return [Inception3d(*INCEPTION_WIDTHS[name]) for name in names]
 
     def spatial_pool():
-        return nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        return MaxPool3dAs2d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
 
     makers = [
         lambda: [SeparableConv3d(3, 64, 7, stride=2)],
         lambda: [spatial_pool(), Conv3dBNReLU(64, 64), SeparableConv3d(64, 192, 3)],
         lambda: [spatial_pool(), *inception("3b", "3c")],
-        lambda: [nn.MaxPool3d(3, stride=2, padding=1), *inception("4b", "4c", "4d", "4e", "4f")],
-        lambda: [nn.MaxPool3d(2, stride=2), *inception("5b", "5c")],
+        lambda: [MaxPool3dAs2d(3, stride=2, padding=1), *inception("4b", "4c", "4d", "4e", "4f")],
+        lambda: [MaxPool3dAs2d(2, stride=2), *inception("5b", "5c")],
     ]
     return [nn.Sequential(*make()) for make in makers[:use_block]]
 
@@ -143,12 +153,15 @@ class S3D(VisualBackbone):
         self.base = nn.Sequential(*itertools.chain.from_iterable(blocks))
         self.output_dim = BLOCK_CHANNELS[cfg.use_block]
         self.bgr_input = cfg.bgr_input
+        self.channels_last = cfg.channels_last
         if cfg.pretrained:
             load_weights(self, cfg.pretrained, "an S3D Kinetics-400 state dict")
         self.freeze_blocks(blocks, cfg.frozen_blocks)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = frames.transpose(1, 2)  # B×3×T×H×W, as Conv3d wants
+        if x.device.type == "cpu":  # channels last (the dataset's frames are) takes conv_as_2d's 2-D kernels
+            x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
         if self.bgr_input:
             x = x.flip(1)
         x = self.base(x * 2 - 1)  # the Kinetics-400 weights were trained on [-1, 1]
