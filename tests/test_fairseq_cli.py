@@ -3,7 +3,10 @@
 import random
 import re
 
+import pytest
+
 from conftest import run_script
+from slt_plugins.data.manifest import read_manifest
 
 GLOSS_TO_WORDS = {"MORGEN": "morgen", "REGEN": "regen", "SONNE": "sonne", "NORD": "im norden", "SUED": "im süden",
                   "STARK": "kräftiger", "WIND": "wind", "KALT": "kalt", "WARM": "warm"}
@@ -95,3 +98,17 @@ def test_from_scratch_phoenix_config_trains_and_selects_on_bleu(tmp_path):
     log = (save / "hydra_train.log").read_text()
     assert re.findall(r"epoch (\d+) \| valid on 'dev' subset .*\| bleu [\d.]+", log) == ["002", "003"]
     assert re.search(r"best_bleu [\d.]+", log) and (save / "checkpoint_best.pt").is_file()
+
+
+@pytest.mark.parametrize("config", ["s2g", "s2g_fast"])
+def test_demo_sign2gloss_configs_train_and_decode(config, tiny_trained, tmp_path):
+    """configs/demo/s2g.yaml and s2g_fast.yaml (slt-demo --fast: every second frame, one temporal pool) as written,
+    a few updates on the tiny corpus's 32×32 frames; the checkpoint decodes every test clip."""
+    data, save = tiny_trained["data"], tmp_path / config
+    run_script("fairseq-hydra-train", "--config-dir", "configs/demo", "--config-name", config, f"task.data={data}",
+               f"checkpoint.save_dir={save}", "task.crop_size=32", "optimization.max_update=3",
+               "dataset.num_workers=0", "task.bf16_autocast=false")
+    gen = run_script("fairseq-generate", data, "--user-dir", "slt_plugins", "--task", "sign2gloss", "--path",
+                     save / "checkpoint_best.pt", "--gen-subset", "test", "--beam", "2", "--num-workers", "0",
+                     "--scoring", "wer").stdout
+    assert len(re.findall(r"^H-\d+\t", gen, flags=re.M)) == len(read_manifest(str(data / "test.tsv")))
