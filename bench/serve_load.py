@@ -27,12 +27,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from anywhere
 
-from fairseq_slt.tools.serve import model_names  # noqa: E402
+from fairseq_slt.tools.serve import model_names, wait_for_page  # noqa: E402
 
 
 def tiny_bundle_and_clip(root: str):
@@ -156,16 +155,9 @@ def main(argv=None) -> int:
                                   cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=log,
                                   stderr=subprocess.STDOUT)
         try:
-            deadline = time.time() + 180
-            while True:
-                try:
-                    urllib.request.urlopen(url, timeout=5).close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.time() > deadline:
-                        print(open(log.name).read()[-3000:])
-                        return 1
-                    time.sleep(0.5)
+            if not wait_for_page(url, server):
+                print(open(log.name).read()[-3000:])
+                return 1
             started_mb = rss_mb(server.pid)
             name = model_names([model])[0]  # the page's model chooser takes the bundle's folder name
             warm = phase(url, name, clip, 1, 1, server.pid)

@@ -98,6 +98,14 @@ def _forks_scripts(path) -> bool:
     return first.startswith(b"#!") and b"python" in first  # a Python console script
 
 
+class BackwardOnly:
+    """The one optimiser method a task's ``train_step`` calls, for tests that call it directly."""
+
+    @staticmethod
+    def backward(loss):
+        loss.backward()
+
+
 def run_script(name, *args, check=True, cwd=REPO, timeout=600):
     """Run a console script of this venv (fairseq-train, slt-binarise, …); returns the CompletedProcess. The run is
     a fork of a process that imported torch, fairseq and the plugin once (tests/script_server.py), unless

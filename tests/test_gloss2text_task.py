@@ -9,7 +9,7 @@ import torch
 from fairseq.data import LanguagePairDataset
 
 import slt_plugins  # noqa: F401
-from conftest import run_script
+from conftest import BackwardOnly, run_script
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.tasks import bf16_autocast
 from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
@@ -152,14 +152,6 @@ def _tiny_translator(task):
     return model, criterion
 
 
-class _Backward:
-    """The one optimiser method train_step calls."""
-
-    @staticmethod
-    def backward(loss):
-        loss.backward()
-
-
 def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp32(task, monkeypatch):
     """--bf16-autocast: the forward's matrix products run in bfloat16, while the loss, the weights and their
     gradients stay float32 and the loss stays close to the float32 one; off, nothing is bfloat16. (The CPU's timing
@@ -176,7 +168,7 @@ def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp
         task.cfg.bf16_autocast = autocast
         model.zero_grad()
         torch.manual_seed(1)  # the same dropout masks
-        loss, _, _ = task.train_step(sample, model, criterion, _Backward, update_num=0)
+        loss, _, _ = task.train_step(sample, model, criterion, BackwardOnly, update_num=0)
         results[autocast] = (loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
         assert loss.dtype == torch.float32
         assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
@@ -207,7 +199,7 @@ def test_bf16_autocast_is_switched_off_where_the_cpu_multiplies_bfloat16_slower(
     hook = model.decoder.output_projection.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     with caplog.at_level(logging.WARNING, logger=bf16_autocast.__name__):
         for _ in range(2):
-            task.train_step(sample, model, criterion, _Backward, update_num=0)
+            task.train_step(sample, model, criterion, BackwardOnly, update_num=0)
         task.valid_step(sample, model, criterion)
     hook.remove()
     assert seen == [torch.float32] * 3 and calls == [1]

@@ -10,12 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from conftest import REPO, free_port, run_script
+from fairseq_slt.tools.serve import wait_for_page
 from slt_plugins.data.lmdb_store import FrameStore
 from slt_plugins.data.manifest import read_manifest
 from tiny_models import tiny_bundles, tiny_models
@@ -98,15 +98,8 @@ def server(bundles, clips, tmp_path_factory):
                             cwd=places["cwd"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"slt-serve did not start:\n{(root / 'serve.log').read_text()[-3000:]}")
-                time.sleep(0.5)
+        if not wait_for_page(url, proc):
+            raise AssertionError(f"slt-serve did not start:\n{(root / 'serve.log').read_text()[-3000:]}")
         yield {"url": url, "proc": proc, "log": root / "serve.log", **places}
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -25,6 +25,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
+import urllib.request
 from typing import Dict, List, Optional
 
 from fairseq_slt.tools.serving import MB, Cancelled, ServedModel, UploadError, UploadLimits, Uploads, result_of
@@ -47,6 +49,20 @@ def parse_args(argv=None):
     p.add_argument("--gloss-beam", type=int, default=5, help="CTC prefix beam for the glosses (as slt-translate)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: a GPU when there is one)")
     return p.parse_args(argv)
+
+
+def wait_for_page(url: str, server, seconds: float = 180) -> bool:
+    """Whether a started slt-serve ``server`` (a ``subprocess.Popen``) answers ``url`` within ``seconds`` (False as soon as it exits): what
+    its load bench and its browser test wait for before their first request."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            return True
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                return False
+            time.sleep(0.5)
 
 
 def model_names(bundles: List[str]) -> List[str]:
