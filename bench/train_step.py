@@ -5,8 +5,8 @@ Two steps, each a forward pass, CTC loss, backward and an Adam step on a batch r
 
 - paper: the paper-size ``s3d_encoder`` (S3D blocks 1–4, block 1 frozen, head 512/2048, 1100 glosses), batch 1
   clip of T frames (default 64) at 224×224;
-- demo: the demo's ``cnn_tconv`` model (configs/demo/s2g.yaml: stages 32-64-128-128, 4×4 grid, head 128/256),
-  batch 8 clips of 48 frames at 64×64.
+- demo: the demo's ``cnn_tconv`` model on every frame (configs/demo/s2g.yaml takes every second: stages 32-64-128-128,
+  4×4 grid, head 128/256), batch 8 clips of 48 frames at 64×64.
 
 The fast way is the default: tensors channels last, S3D's separable convolutions and max-pools run as 2-D ones
 (slt_plugins/models/backbones/conv_as_2d.py). The plain way is the same model with ``channels_last=False``:

@@ -7,6 +7,7 @@ from argparse import Namespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import slt_plugins  # noqa: F401  (registers the backbones)
 from fairseq_slt.registry import RegistryError, build_visual_backbone
@@ -300,6 +301,35 @@ def test_cnn_tconv_frame_stride_sees_every_kth_frame(stride):
     assert torch.allclose(features, expected, atol=1e-6)
     assert alone_lengths.item() == out_lengths[1].item()
     assert torch.allclose(features[1, : out_lengths[1]], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_cnn_tconv_frame_difference_gives_the_cnn_each_taken_frame_and_its_change(stride):
+    """``frame_difference``: the first convolution reads each taken frame and its difference from the frame just
+    before it (the first frame's from itself: zero), so it equals a 6-channel CNN fed those by hand; a skipped
+    frame changes the output through the difference, and a padded clip gives what it gives alone."""
+    torch.manual_seed(0)
+    options = dict(channels=[4, 8], output_dim=6, pool_grid=2, temporal_pools=1, frame_stride=stride)
+    model = build_visual_backbone("cnn_tconv", frame_difference=True, **options).eval()
+    assert model.frame_cnn[0][0].in_channels == 6
+    frames = torch.randint(0, 256, (2, 11, 3, 16, 16), dtype=torch.uint8)
+    lengths = torch.tensor([11, 7])
+    with torch.no_grad():
+        features, out_lengths = model(frames, lengths)
+        x = frames.float() / 255 * 2 - 1
+        taken = torch.arange(0, 11, stride)
+        by_hand = torch.cat([x[:, taken], x[:, taken] - x[:, (taken - 1).clamp(min=0)]], dim=2)
+        grid = F.adaptive_avg_pool2d(model.frame_cnn(by_hand.flatten(0, 1)), 2).flatten(1)
+        valid = torch.arange(len(taken)) < (lengths[:, None] + stride - 1) // stride
+        expected = model.temporal(torch.where(valid[..., None], grid.view(2, len(taken), -1), 0).transpose(1, 2))
+        alone, _ = model(frames[1:, :7], lengths[1:])
+        changed = frames.clone()
+        changed[0, 3] = 255 - changed[0, 3]  # skipped with stride 2; its difference still counts
+        features_changed, _ = model(changed, lengths)
+    assert out_lengths.tolist() == model.output_lengths(lengths).tolist()
+    assert torch.allclose(features[0], expected.transpose(1, 2)[0], atol=1e-5)
+    assert torch.allclose(features[1, : out_lengths[1]], alone[0], atol=1e-5)
+    assert not torch.allclose(features_changed[0], features[0], atol=1e-3)
 
 
 # --- resnet18: torchvision's ResNet18 per frame, then VAC's temporal convolutions

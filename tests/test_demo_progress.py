@@ -89,3 +89,27 @@ def test_time_left_counts_from_the_first_progress_not_from_the_start_up():
     assert estimate.left(100.0, None) is None
     assert estimate.left(130.0, 0.1) is None  # 30 s of imports and loading before the first report
     assert estimate.left(140.0, 0.2) == pytest.approx(80.0)  # 10 s for 10 %: 80 s for the 80 % left
+
+
+def test_beside_runs_two_steps_at_once_each_on_its_threads_and_raises_a_side_failure(tmp_path, capsys):
+    """The demo trains Sign2Gloss on one core while Gloss2Text trains on the other: the two steps overlap in time
+    (the main one waits for a file only the side one writes), each gets its thread count, and a failing side step
+    fails the demo after the main one has finished."""
+    steps = demo.Demo(str(tmp_path / "work"), live=False)
+    flag = tmp_path / "side-ran"
+    waits_for_side = ("import os, time\n"
+                      f"for _ in range(400):\n    if os.path.exists({str(flag)!r}): break\n    time.sleep(0.05)\n"
+                      f"else:\n    raise SystemExit('the side step did not run meanwhile')\n"
+                      "print(os.environ['OMP_NUM_THREADS'])")
+    main_out, side_out = steps.beside(
+        lambda: steps.run("main", [sys.executable, "-c", waits_for_side], threads=1),
+        lambda: steps.run("side", [sys.executable, "-c", f"open({str(flag)!r}, 'w'); print('side done')"]))
+    assert (main_out.strip(), side_out.strip()) == ("1", "side done")
+    assert (tmp_path / "work" / "logs" / "side.log").read_text().strip() == "side done"
+    printed = capsys.readouterr().out
+    assert "[demo] main: done in" in printed and "[demo] side: done in" in printed
+
+    with pytest.raises(demo.StepFailed, match="step 'broken' failed"):
+        steps.beside(lambda: steps.run("fine", [sys.executable, "-c", "pass"]),
+                     lambda: steps.run("broken", [sys.executable, "-c", "raise SystemExit(3)"]))
+    assert "[demo] fine: done in" in capsys.readouterr().out  # the main step ran to its end

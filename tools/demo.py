@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple, TypeVar
 
 from fairseq_slt.tools.progress import FORCE_VARIABLE
 
@@ -29,6 +29,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 DEMO_CONFIGS = os.path.join(REPO, "configs", "demo")
 FRAME_SIZE = 0  # slt-binarise keeps the corpus's 64×64 frames (configs/demo/s2g.yaml crops 64×64)
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class StepFailed(RuntimeError):
@@ -147,10 +149,19 @@ class Status:
 
     def clear(self) -> None:
         with self.lock:
-            if self.live and self.width:
-                sys.stdout.write("\r" + " " * self.width + "\r")
-                sys.stdout.flush()
-                self.width = 0
+            self._clear()
+
+    def say(self, text: str) -> None:
+        """Print a line of its own: the status line steps aside and is redrawn at the next update."""
+        with self.lock:
+            self._clear()
+            print(text, flush=True)
+
+    def _clear(self) -> None:
+        if self.live and self.width:
+            sys.stdout.write("\r" + " " * self.width + "\r")
+            sys.stdout.flush()
+            self.width = 0
 
 
 class Demo:
@@ -163,24 +174,28 @@ class Demo:
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
 
-    def run(self, step: str, cmd: List[str], watch=None) -> str:
+    def run(self, step: str, cmd: List[str], watch=None, threads: Optional[int] = None) -> str:
         """Run one command, its output (stdout and stderr) into ``logs/<step>.log`` and, through ``watch``, into
-        the status line; returns the output."""
+        the status line; returns the output. ``threads``: its intra-op threads (OMP_NUM_THREADS). In a thread of
+        :meth:`beside`, the step keeps off the status line and only says when it starts and ends."""
         log_path = os.path.join(self.logs, f"{step}.log")
         words = " ".join(os.path.basename(c) if i == 0 else shown(c) if os.path.isabs(c) else c
                          for i, c in enumerate(cmd))
-        print(f"[demo] {step}: {words}", flush=True)
+        self.status.say(f"[demo] {step}: {words}")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self.status.live:
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        shows = self.status.live and threading.current_thread() is threading.main_thread()
+        if shows:
             env[FORCE_VARIABLE] = "1"  # the tools' bars come through the pipe; we draw them on our status line
         started = time.time()
-        self._eta = Estimate()
+        eta = Estimate()
         lines: List[str] = []
         with open(log_path, "w", encoding="utf-8") as log:
             proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
             done = threading.Event()
-            clock_thread = threading.Thread(target=self._clock, args=(step, started, watch, done), daemon=True)
-            if self.status.live:  # the elapsed time moves on while a step prints nothing (the corpus, start-up)
+            clock_thread = threading.Thread(target=self._clock, args=(step, started, watch, eta, done), daemon=True)
+            if shows:  # the elapsed time moves on while a step prints nothing (the corpus, start-up)
                 clock_thread.start()
             for line in _lines(proc.stdout):
                 if not line.endswith("\r"):  # a bar's intermediate states are not kept
@@ -188,41 +203,66 @@ class Demo:
                     lines.append(line)
                 if watch is not None:
                     watch.feed(line)
-                self._tick(step, started, watch)
+                if shows:
+                    self._tick(step, started, watch, eta)
             proc.wait()
             done.set()
             if clock_thread.is_alive():
                 clock_thread.join()
-        self.status.clear()
         output = "".join(lines)
         if proc.returncode != 0:
             tail = "".join(lines[-15:])
             raise StepFailed(f"step '{step}' failed (exit {proc.returncode}); last lines of {log_path}:\n{tail}")
-        print(f"[demo] {step}: done in {time.time() - started:.0f} s", flush=True)
+        self.status.say(f"[demo] {step}: done in {time.time() - started:.0f} s")
         return output
 
-    def _clock(self, step: str, started: float, watch, done: threading.Event) -> None:
-        while not done.wait(1.0):
-            self._tick(step, started, watch)
+    def beside(self, main: Callable[[], T], side: Callable[[], U]) -> Tuple[T, U]:
+        """``main()`` here and ``side()`` in a thread beside it, each on one core: the demo's long training runs
+        one intra-op thread about as fast as two (its small convolutions barely use a second one), so the steps
+        that do not wait for it run on the other core. Returns both results; a failure of either is raised once
+        both have ended."""
+        errors: List[BaseException] = []
+        side_result: List[U] = []
 
-    def _tick(self, step: str, started: float, watch) -> None:
+        def run_side():
+            try:
+                side_result.append(side())
+            except BaseException as e:  # raised in the caller's thread below
+                errors.append(e)
+
+        thread = threading.Thread(target=run_side, name="demo-side")
+        thread.start()
+        try:
+            result = main()
+        finally:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return result, side_result[0]
+
+    def _clock(self, step: str, started: float, watch, eta: "Estimate", done: threading.Event) -> None:
+        while not done.wait(1.0):
+            self._tick(step, started, watch, eta)
+
+    def _tick(self, step: str, started: float, watch, eta: "Estimate") -> None:
         now = time.time()
         parts = [f"[demo] {step}:"]
         if watch is not None and watch.describe():
             parts.append(watch.describe() + ",")
         parts.append(f"{clock(now - started)} elapsed")
-        left = self._eta.left(now, watch.fraction() if watch is not None else None)
+        left = eta.left(now, watch.fraction() if watch is not None else None)
         if left is not None:
             parts.append(f"~{clock(left)} left")
         self.status.show(" ".join(parts))
 
-    def train(self, step: str, config: str, data: str, save_dir: str, extra: List[str], metric: str) -> None:
+    def train(self, step: str, config: str, data: str, save_dir: str, extra: List[str], metric: str,
+              threads: Optional[int] = None) -> None:
         if os.path.isfile(os.path.join(save_dir, "checkpoint_best.pt")):
-            print(f"[demo] {step}: {shown(save_dir)}/checkpoint_best.pt exists, skipped")
+            self.status.say(f"[demo] {step}: {shown(save_dir)}/checkpoint_best.pt exists, skipped")
             return
         watch = TrainWatch(max_epoch(config, extra), metric)
         self.run(step, [script("fairseq-hydra-train"), "--config-dir", DEMO_CONFIGS, "--config-name", config,
-                        f"task.data={data}", f"checkpoint.save_dir={save_dir}", *extra], watch)
+                        f"task.data={data}", f"checkpoint.save_dir={save_dir}", *extra], watch, threads)
 
 
 def _lines(stream) -> "iter":
@@ -295,9 +335,6 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default="demo", help="where the corpus, data and checkpoints go (default: demo)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fresh", action="store_true", help="delete --workdir first")
-    parser.add_argument("--fast", action="store_true",
-                        help="Sign2Gloss on every second frame (configs/demo/s2g_fast.yaml): about half the training "
-                             "time, but test WER near 10 %% where the default reaches 2-8 %% (docs/demo.md)")
     args = parser.parse_args(argv)
 
     work = os.path.abspath(args.workdir)
@@ -315,39 +352,50 @@ def main(argv=None) -> int:
                                   os.path.join(raw, "annotations"), "--frames", os.path.join(raw, "frames"),
                                   "--out", data, "--frame-size", str(FRAME_SIZE)], CountWatch())
         seed = [f"common.seed={args.seed}"]
-        demo.train("sign2gloss", "s2g_fast" if args.fast else "s2g", data, demo.path("s2g"), seed, "wer")
-        demo.train("gloss2text", "g2t", data, demo.path("g2t"), seed, "loss")
-        demo.run("features", [script("slt-extract-features"), "--checkpoint", s2g_ckpt, "--data", data,
-                              "--batch-size", "8", "--num-workers", "0"], CountWatch())
-        demo.train("sign2text", "s2t", data, demo.path("s2t"), seed + [
-            f"model.sign2gloss_checkpoint={s2g_ckpt}", f"model.gloss2text_checkpoint={g2t_ckpt}"], "bleu")
-
         # generation reads in the main process (--num-workers 0): it is quick, and fairseq-generate leaves its
         # loader's worker running at exit, where we saw a rare abort ("terminate called without an active exception")
         generate = [script("fairseq-generate"), data, "--user-dir", "slt_plugins", "--gen-subset", "test", "--beam",
                     "5", "--batch-size", "8", "--num-workers", "0", "--log-format", "simple", "--log-interval", "1"]
-        s2g = demo.run("sign2gloss-test", generate + [
-            "--task", "sign2gloss", "--path", s2g_ckpt, "--scoring", "wer"], CountWatch("batches"))
-        g2t = demo.run("gloss2text-test", generate + [
-            "--task", "gloss2text", "--path", g2t_ckpt, "--scoring", "translation_metrics"], CountWatch("batches"))
-        s2t = demo.run("sign2text-test", generate + [
+
+        # two cores: Sign2Gloss trains on one, Gloss2Text trains and decodes on the other (Demo.beside)
+        def gloss2text() -> str:
+            demo.train("gloss2text", "g2t", data, demo.path("g2t"), seed, "loss", threads=1)
+            return demo.run("gloss2text-test", generate + [
+                "--task", "gloss2text", "--path", g2t_ckpt, "--scoring", "translation_metrics"], CountWatch("batches"),
+                threads=1)
+
+        _, g2t = demo.beside(lambda: demo.train("sign2gloss", "s2g", data,
+                                                demo.path("s2g"), seed, "wer", threads=1), gloss2text)
+        _, s2g = demo.beside(
+            lambda: demo.run("features", [script("slt-extract-features"), "--checkpoint", s2g_ckpt, "--data", data,
+                                          "--batch-size", "8", "--num-workers", "0"], CountWatch(), threads=1),
+            lambda: demo.run("sign2gloss-test", generate + [
+                "--task", "sign2gloss", "--path", s2g_ckpt, "--scoring", "wer"], CountWatch("batches"), threads=1))
+        demo.train("sign2text", "s2t", data, demo.path("s2t"), seed + [
+            f"model.sign2gloss_checkpoint={s2g_ckpt}", f"model.gloss2text_checkpoint={g2t_ckpt}"], "bleu")
+
+        # the next step, beside the last decoding: the model as a bundle, run on a video file as a user would run
+        # it on their own
+        bundle, video, picture = demo.path("bundle"), demo.path("example.mp4"), demo.path("example-alignment.png")
+        key, glosses, text = first_test_clip(raw)
+
+        def export_and_translate() -> str:
+            demo.run("export", [script("slt-export"), "--checkpoint", s2t_ckpt, "--backbone-checkpoint", s2g_ckpt,
+                                "--out", bundle], threads=1)
+            write_example_video(raw, key, video)
+            # relative to the repository (the tools' working folder) where it can: the picture's title names the
+            # video
+            return demo.run("translate", [script("slt-translate"), "--model", bundle, in_repo(video), "--plot",
+                                          picture], threads=1)
+
+        s2t, translated = demo.beside(lambda: demo.run("sign2text-test", generate + [
             "--task", "sign2text", "--input", "features", "--features", "cnn_tconv", "--path", s2t_ckpt,
-            "--scoring", "translation_metrics"], CountWatch("batches"))
+            "--scoring", "translation_metrics"], CountWatch("batches"), threads=1), export_and_translate)
         results = (f"[demo]   Sign2Gloss  WER {metric(s2g, 'WER:')} %\n"
                    f"[demo]   Gloss2Text  BLEU-4 {metric(g2t, 'BLEU-4')}  ROUGE-L {metric(g2t, 'ROUGE-L')}  "
                    "(reference glosses in)\n"
                    f"[demo]   Sign2Text   BLEU-4 {metric(s2t, 'BLEU-4')}  ROUGE-L {metric(s2t, 'ROUGE-L')}  "
                    f"WER {metric(s2t, 'Gloss WER so far:')} %  (video features in)")
-
-        # the next step: the model as a bundle, run on a video file as a user would run it on their own
-        bundle, video, picture = demo.path("bundle"), demo.path("example.mp4"), demo.path("example-alignment.png")
-        demo.run("export", [script("slt-export"), "--checkpoint", s2t_ckpt, "--backbone-checkpoint", s2g_ckpt,
-                            "--out", bundle])
-        key, glosses, text = first_test_clip(raw)
-        write_example_video(raw, key, video)
-        # relative to the repository (the tools' working folder) where it can: the picture's title names the video
-        translated = demo.run("translate", [script("slt-translate"), "--model", bundle, in_repo(video), "--plot",
-                                            picture])
     except StepFailed as e:
         demo.status.clear()
         print(f"[demo] {e}", file=sys.stderr)

@@ -58,8 +58,7 @@ class BackboneOnly(torch.nn.Module):
         self.backbone = backbone
 
     def visual_features(self, frames: torch.Tensor, frame_lengths: torch.Tensor):
-        x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
-        return self.backbone(x, frame_lengths)
+        return self.backbone(frames, frame_lengths)
 
 
 def load_backbone(name: str, weights: str, options: str, crop_size: int):

@@ -99,8 +99,7 @@ class SignEncoder(FairseqEncoder):
         what slt-extract-features stores, so that training on features sees what training on frames saw."""
         if self.backbone is None:
             raise ValueError("this model was built for pre-extracted features (--input features), got frames")
-        x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames
-        return self.backbone(x, frame_lengths)
+        return self.backbone(frames, frame_lengths)  # each backbone converts the frames it uses (unit_range)
 
     def pose_features(self, poses: torch.Tensor, pose_lengths: torch.Tensor):
         """The pose backbone's output for keypoints B×T×K×(D+1): B×T'×C and T' (what slt-extract-features stores)."""

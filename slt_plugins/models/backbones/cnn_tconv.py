@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fairseq_slt.registry import register_visual_backbone
-from slt_plugins.models.backbones import VisualBackbone, load_weights
+from slt_plugins.models.backbones import VisualBackbone, load_weights, unit_range
 
 
 @dataclass
@@ -33,6 +33,14 @@ class CNNTConvConfig:
         metadata={
             "help": "take every k-th frame into the 2D CNN (S3D's first convolution also strides time by 2): k× less "
             "work per clip; the output has ⌈T/k⌉ steps before the temporal pools"
+        },
+    )
+    frame_difference: bool = field(
+        default=False,
+        metadata={
+            "help": "give the 2D CNN each frame's difference from the frame before it as three more input channels "
+            "(TSN's RGB difference): where and which way the hand moves is then visible in one frame, and with "
+            "frame_stride the skipped frames still count"
         },
     )
     pool_grid: int = field(
@@ -81,7 +89,7 @@ class CNNTConv(VisualBackbone):
 
     def __init__(self, cfg: CNNTConvConfig):
         super().__init__()
-        widths = [3, *cfg.channels]
+        widths = [6 if cfg.frame_difference else 3, *cfg.channels]
         # channels last (N×H×W×C in memory): oneDNN's convolutions run ~1.4× faster on it on a CPU (the same
         # arithmetic; see bench/train_step.py), and the clips arrive in that layout from the dataset
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -99,18 +107,26 @@ class CNNTConv(VisualBackbone):
         if cfg.frame_stride < 1:
             raise ValueError(f"frame_stride must be at least 1, got {cfg.frame_stride}")
         self.frame_stride = cfg.frame_stride
+        self.frame_difference = cfg.frame_difference
         if cfg.pretrained:
             load_weights(self, cfg.pretrained, "a cnn_tconv state dict")
         self.freeze_blocks([*self.frame_cnn, self.temporal], cfg.frozen_blocks)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.frame_stride > 1:
-            frames, lengths = frames[:, :: self.frame_stride], strided_lengths(lengths, self.frame_stride)
-        return frames_then_temporal(self._frame_features, self.temporal, frames, lengths)
+        taken = torch.arange(0, frames.size(1), self.frame_stride, device=frames.device)
+        if self.frame_difference:  # each taken frame with the one before it (the first with itself): B×T'×6×H×W
+            frames = torch.cat([frames[:, taken], frames[:, (taken - 1).clamp(min=0)]], dim=2)
+        elif self.frame_stride > 1:
+            frames = frames[:, :: self.frame_stride]
+        return frames_then_temporal(self._frame_features, self.temporal, frames,
+                                    strided_lengths(lengths, self.frame_stride))
 
     def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        frames = frames.contiguous(memory_format=self.memory_format)
-        return F.adaptive_avg_pool2d(self.frame_cnn(frames * 2 - 1), self.pool_grid).flatten(1)
+        x = unit_range(frames) * 2 - 1
+        if self.frame_difference:
+            x = torch.cat([x[:, :3], x[:, :3] - x[:, 3:]], dim=1)
+        x = x.contiguous(memory_format=self.memory_format)
+        return F.adaptive_avg_pool2d(self.frame_cnn(x), self.pool_grid).flatten(1)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return pooled_lengths(strided_lengths(lengths, self.frame_stride), self.temporal_pools)
@@ -127,7 +143,7 @@ def frames_then_temporal(
     frames: torch.Tensor,
     lengths: torch.Tensor,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``frame_features`` (N×3×H×W → N×C) on each valid frame, then the ``temporal`` layers of
+    """``frame_features`` (N×3×H×W, uint8 or float as given → N×C) on each valid frame, then the ``temporal`` layers of
     :func:`_temporal_conv`: B×T'×channels and the output lengths. Shared by the per-frame backbones."""
     batch, time = frames.shape[:2]
     valid = torch.arange(time, device=frames.device) < lengths[:, None]  # B×T

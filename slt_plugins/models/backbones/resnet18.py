@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fairseq_slt.registry import register_visual_backbone
-from slt_plugins.models.backbones import VisualBackbone, load_weights
+from slt_plugins.models.backbones import VisualBackbone, load_weights, unit_range
 from slt_plugins.models.backbones.cnn_tconv import _temporal_conv, frames_then_temporal, pooled_lengths
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -139,7 +139,7 @@ class ResNet18(VisualBackbone):
         return frames_then_temporal(self._frame_features, self.temporal, frames, lengths)
 
     def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.frame_cnn((frames - self.mean) / self.std)
+        return self.frame_cnn((unit_range(frames) - self.mean) / self.std)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return pooled_lengths(lengths, self.temporal_pools)

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fairseq_slt.registry import register_visual_backbone
-from slt_plugins.models.backbones import VisualBackbone, load_weights
+from slt_plugins.models.backbones import VisualBackbone, load_weights, unit_range
 from slt_plugins.models.backbones.conv_as_2d import Conv3dAs2d, MaxPool3dAs2d
 
 BLOCK_CHANNELS = {1: 64, 2: 192, 3: 480, 4: 832, 5: 1024}
@@ -159,7 +159,7 @@ class S3D(VisualBackbone):
         self.freeze_blocks(blocks, cfg.frozen_blocks)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x = frames.transpose(1, 2)  # B×3×T×H×W, as Conv3d wants
+        x = unit_range(frames).transpose(1, 2)  # B×3×T×H×W, as Conv3d wants
         if x.device.type == "cpu":  # channels last (the dataset's frames are) takes conv_as_2d's 2-D kernels
             x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
         if self.bgr_input:
