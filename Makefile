@@ -57,7 +57,7 @@ bench: $(STAMP) $(POSE_STAMP)
 	@# dependencies (scipy, pose-anonymization, simplemma) are not installed
 	@$(BIN)/python -c "import importlib.util as u; exit(u.find_spec('spoken_to_signed') is None)" \
 		|| $(BIN)/python -m pip install -q --no-deps spoken-to-signed==0.4.0
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf demo .pytest_cache

@@ -20,7 +20,6 @@ import argparse
 import glob
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from slt_plugins.data.lmdb_store import FrameStore, LmdbWriter, decode_jpeg, encode_jpeg  # noqa: E402
 from slt_plugins.data.manifest import ManifestRow  # noqa: E402
 from slt_plugins.data.sign_dataset import SignFrameDataset  # noqa: E402
+from bench._machine import cpu_name  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("SLT_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
@@ -148,12 +148,6 @@ def measure(datasets: Dict[str, SignFrameDataset], args) -> Dict[str, tuple]:
     return {name: (seconds[name], frames[name]) for name in datasets}
 
 
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as f:
-        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=24)
@@ -169,7 +163,8 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="slt-bench-") as root:
         rows = write_stores(root, args)
-        print(f"CPU: {cpu_name()}, load average {os.getloadavg()[0]:.1f}; torch threads {args.threads}; "
+        print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+              f"torch threads {args.threads}; "
               f"{'single process' if args.workers == 0 else f'DataLoader, {args.workers} workers, batches of 4'}")
         print(f"{args.clips} clips × {args.frames} frames of 210×260, {args.epochs} epochs of the training transform "
               f"(temporal ×0.5–1.5, random resized crop to {args.crop}); warm page cache")

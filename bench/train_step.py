@@ -22,7 +22,6 @@ AMX but does not give the same numbers; it is reported apart.
 
 import argparse
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -37,37 +36,9 @@ from slt_plugins.data.lmdb_store import FrameStore, LmdbWriter  # noqa: E402
 from slt_plugins.data.manifest import ManifestRow  # noqa: E402
 from slt_plugins.data.sign_dataset import SignFrameDataset  # noqa: E402
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig  # noqa: E402
+from bench._machine import cpu_flags, cpu_name, load_average  # noqa: E402
 
 DEMO_BACKBONE = "'channels': [32, 64, 128, 128], 'output_dim': 128, 'pool_grid': 4"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def cpu_flags() -> str:
-    """The flags that decide which of oneDNN's kernels run."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return " ".join(flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags) or "flags unknown"
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg") as loadavg:
-            return " ".join(loadavg.read().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def max_rss_mib() -> float:

@@ -106,6 +106,26 @@ class BackwardOnly:
         loss.backward()
 
 
+def train_step_without_and_with_bf16(task, sample, model, criterion, after_step=lambda: None):
+    """``task.train_step`` on one sample with ``task.cfg.bf16_autocast`` off, then on, with the same dropout masks:
+    {False: (loss, gradients), True: (…)}. Asserts that the loss, every weight and every gradient stay float32 both
+    times; ``after_step()`` runs after each (a validation step, say). The option is off again afterwards."""
+    import torch
+
+    results = {}
+    for autocast in (False, True):
+        task.cfg.bf16_autocast = autocast
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks
+        loss, _, _ = task.train_step(sample, model, criterion, BackwardOnly, update_num=0)
+        results[autocast] = (loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        assert loss.dtype == torch.float32
+        assert all(p.dtype == p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+        after_step()
+    task.cfg.bf16_autocast = False
+    return results
+
+
 def run_script(name, *args, check=True, cwd=REPO, timeout=600):
     """Run a console script of this venv (fairseq-train, slt-binarise, …); returns the CompletedProcess. The run is
     a fork of a process that imported torch, fairseq and the plugin once (tests/script_server.py), unless

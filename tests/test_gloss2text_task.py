@@ -9,7 +9,7 @@ import torch
 from fairseq.data import LanguagePairDataset
 
 import slt_plugins  # noqa: F401
-from conftest import BackwardOnly, run_script
+from conftest import BackwardOnly, run_script, train_step_without_and_with_bf16
 from slt_plugins.data.manifest import manifest_path, read_manifest
 from slt_plugins.tasks import bf16_autocast
 from slt_plugins.tasks.gloss2text import Gloss2TextConfig, Gloss2TextTask
@@ -163,20 +163,13 @@ def test_bf16_autocast_runs_products_in_bf16_and_keeps_weights_grads_and_loss_fp
     sample = ds.collater([ds[i] for i in range(8)])
     seen = []
     hook = model.decoder.output_projection.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
-    results = {}
-    for autocast in (False, True):
-        task.cfg.bf16_autocast = autocast
-        model.zero_grad()
-        torch.manual_seed(1)  # the same dropout masks
-        loss, _, _ = task.train_step(sample, model, criterion, BackwardOnly, update_num=0)
-        results[autocast] = (loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
-        assert loss.dtype == torch.float32
-        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
-                   for p in model.parameters() if p.grad is not None)
+
+    def validate():
         valid_loss, _, _ = task.valid_step(sample, model, criterion)
         assert valid_loss.dtype == torch.float32
+
+    results = train_step_without_and_with_bf16(task, sample, model, criterion, after_step=validate)
     hook.remove()
-    task.cfg.bf16_autocast = False
     assert seen == [torch.float32, torch.float32, torch.bfloat16, torch.bfloat16]  # train, valid; off then on
     (loss32, grads32), (loss16, grads16) = results[False], results[True]
     assert abs(loss16 - loss32) / loss32 < 0.02

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BackwardOnly, run_script
+from conftest import run_script, train_step_without_and_with_bf16
 from slt_plugins.data.lmdb_store import LmdbWriter
 from slt_plugins.data.manifest import read_manifest
 from slt_plugins.models.s3d_encoder import SignEncoder, SignEncoderConfig
@@ -114,14 +114,7 @@ def test_bf16_autocast_runs_the_backbone_in_bf16_and_keeps_weights_grads_and_los
     criterion = GlossCtcCriterion(GlossCtcConfig(), task)
     seen = []
     model.encoder.backbone.frame_cnn[0][0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
-    losses = {}
-    for autocast in (False, True):
-        task.cfg.bf16_autocast = autocast
-        model.zero_grad()
-        torch.manual_seed(1)  # the same dropout masks
-        loss, _, _ = task.train_step(sample, model, criterion, BackwardOnly, update_num=0)
-        losses[autocast] = loss.item()
-        assert loss.dtype == torch.float32
-        assert all(p.dtype == p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+    results = train_step_without_and_with_bf16(task, sample, model, criterion)
     assert seen == [torch.float32, torch.bfloat16]
-    assert abs(losses[True] - losses[False]) / losses[False] < 0.02, losses
+    (loss32, _), (loss16, _) = results[False], results[True]
+    assert abs(loss16 - loss32) / loss32 < 0.02, (loss32, loss16)

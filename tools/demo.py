@@ -222,24 +222,10 @@ class Demo:
         one intra-op thread about as fast as two (its small convolutions barely use a second one), so the steps
         that do not wait for it run on the other core. Returns both results; a failure of either is raised once
         both have ended."""
-        errors: List[BaseException] = []
-        side_result: List[U] = []
-
-        def run_side():
-            try:
-                side_result.append(side())
-            except BaseException as e:  # raised in the caller's thread below
-                errors.append(e)
-
-        thread = threading.Thread(target=run_side, name="demo-side")
-        thread.start()
-        try:
-            result = main()
-        finally:
-            thread.join()
-        if errors:
-            raise errors[0]
-        return result, side_result[0]
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="demo-side") as pool:
+            side_result = pool.submit(side)
+            result = main()  # a failure here is raised once the side has ended (the pool waits for it)
+        return result, side_result.result()
 
     def _clock(self, step: str, started: float, watch, eta: "Estimate", done: threading.Event) -> None:
         while not done.wait(1.0):

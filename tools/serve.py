@@ -52,8 +52,8 @@ def parse_args(argv=None):
 
 
 def wait_for_page(url: str, server, seconds: float = 180) -> bool:
-    """Whether a started slt-serve ``server`` (a ``subprocess.Popen``) answers ``url`` within ``seconds`` (False as soon as it exits): what
-    its load bench and its browser test wait for before their first request."""
+    """Whether a started slt-serve ``server`` (a ``subprocess.Popen``) answers ``url`` within ``seconds`` (False as
+    soon as it exits): what its load bench and its browser test wait for before their first request."""
     deadline = time.time() + seconds
     while True:
         try:

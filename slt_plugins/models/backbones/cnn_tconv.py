@@ -113,12 +113,11 @@ class CNNTConv(VisualBackbone):
         self.freeze_blocks([*self.frame_cnn, self.temporal], cfg.frozen_blocks)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        taken = torch.arange(0, frames.size(1), self.frame_stride, device=frames.device)
+        taken = frames[:, :: self.frame_stride]  # a view
         if self.frame_difference:  # each taken frame with the one before it (the first with itself): B×T'×6×H×W
-            frames = torch.cat([frames[:, taken], frames[:, (taken - 1).clamp(min=0)]], dim=2)
-        elif self.frame_stride > 1:
-            frames = frames[:, :: self.frame_stride]
-        return frames_then_temporal(self._frame_features, self.temporal, frames,
+            index = torch.arange(0, frames.size(1), self.frame_stride, device=frames.device)
+            taken = torch.cat([taken, frames[:, (index - 1).clamp(min=0)]], dim=2)
+        return frames_then_temporal(self._frame_features, self.temporal, taken,
                                     strided_lengths(lengths, self.frame_stride))
 
     def _frame_features(self, frames: torch.Tensor) -> torch.Tensor:
